@@ -1,0 +1,3 @@
+//! Plumbing shared by every virtplane daemon.
+
+pub mod names;

@@ -1,0 +1,3 @@
+//! The domain service: libvirt's virDomain* API over a driver.
+
+pub mod xml;

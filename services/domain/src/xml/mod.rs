@@ -1,0 +1,1 @@
+//! libvirt-format domain XML.
