@@ -76,6 +76,9 @@ pub struct MethodAcl {
     pub service: String,
     /// Method name, `Start`.
     pub method: String,
+    /// The daemon serving it (`domain`, `network`, `storage`), from the service's `backend`
+    /// option; empty when the service declares none.
+    pub backend: String,
     /// Permissions that must all be granted.
     pub perms: Vec<String>,
     /// Flag-conditional permissions, enforced by the service (documentation for clients).
@@ -184,10 +187,24 @@ impl MethodTable {
         let key_extension = pool
             .get_extension_by_name("virtplane.v1.object_key")
             .ok_or(AclError::MissingExtension("virtplane.v1.object_key"))?;
+        let backend_extension = pool
+            .get_extension_by_name("virtplane.v1.backend")
+            .ok_or(AclError::MissingExtension("virtplane.v1.backend"))?;
         let mut methods = HashMap::new();
         for service in pool.services() {
+            let options = service.options();
+            let backend = if options.has_extension(&backend_extension) {
+                options
+                    .get_extension(&backend_extension)
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned()
+            } else {
+                String::new()
+            };
             for method in service.methods() {
-                let entry = method_acl(&method, &acl_extension, &key_extension);
+                let mut entry = method_acl(&method, &acl_extension, &key_extension);
+                entry.backend = backend.clone();
                 methods.insert(entry.path.clone(), entry);
             }
         }
@@ -241,6 +258,7 @@ fn method_acl(
         path: format!("/{}/{}", service.full_name(), method.name()),
         service: service.full_name().to_owned(),
         method: method.name().to_owned(),
+        backend: String::new(),
         perms,
         flag_perms,
         client_streaming: method.is_client_streaming(),
@@ -285,6 +303,19 @@ mod tests {
     }
 
     #[test]
+    fn every_virtplane_service_names_its_backend() {
+        let table = MethodTable::load().unwrap();
+        for method in table.iter() {
+            assert!(
+                ["domain", "network", "storage"].contains(&method.backend.as_str()),
+                "{} has backend {:?}",
+                method.path,
+                method.backend
+            );
+        }
+    }
+
+    #[test]
     fn every_permission_uses_libvirt_vocabulary() {
         const OBJECTS: &[&str] = &[
             "connect",
@@ -316,6 +347,7 @@ mod tests {
         let table = MethodTable::load().unwrap();
         let start = table.get("/virtplane.v1.DomainService/Start").unwrap();
         assert_eq!(start.perms, vec!["domain:start"]);
+        assert_eq!(start.backend, "domain");
         assert!(start.is_mutating());
         let request = v1::StartDomainRequest {
             domain: Some(v1::DomainRef {

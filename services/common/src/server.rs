@@ -1,0 +1,262 @@
+//! Server bootstrap shared by every daemon: listen addresses (unix socket or TCP), the
+//! standard health and reflection services, graceful shutdown on SIGTERM/SIGINT.
+
+use std::fmt;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use tokio::net::UnixListener;
+use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
+use tonic::service::Routes;
+use tonic::transport::Server;
+use tonic_health::server::HealthReporter;
+
+/// Where a daemon listens: `unix:/path/to.sock` or `host:port` (optionally `tcp://host:port`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenAddr {
+    Unix(PathBuf),
+    Tcp(SocketAddr),
+}
+
+/// Why a listen address could not be parsed or served.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("invalid listen address '{0}': expected unix:/path/to.sock or host:port")]
+    BadAddress(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("another server is already listening on {0}")]
+    InUse(String),
+    #[error("server on {addr} failed: {source}")]
+    Transport {
+        addr: String,
+        #[source]
+        source: tonic::transport::Error,
+    },
+    #[error("reflection service: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+}
+
+impl FromStr for ListenAddr {
+    type Err = ServeError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if let Some(path) = text.strip_prefix("unix:") {
+            let path = path.strip_prefix("//").unwrap_or(path);
+            if path.is_empty() {
+                return Err(ServeError::BadAddress(text.into()));
+            }
+            return Ok(Self::Unix(PathBuf::from(path)));
+        }
+        let bare = text
+            .strip_prefix("tcp://")
+            .or_else(|| text.strip_prefix("http://"))
+            .unwrap_or(text);
+        bare.parse()
+            .map(Self::Tcp)
+            .map_err(|_| ServeError::BadAddress(text.into()))
+    }
+}
+
+impl fmt::Display for ListenAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Unix(path) => write!(f, "unix:{}", path.display()),
+            Self::Tcp(addr) => write!(f, "{addr}"),
+        }
+    }
+}
+
+/// Health and reflection, as every virtplane server offers them. `serving` lists the fully
+/// qualified service names to report as SERVING (the overall "" status always is).
+pub async fn standard_routes(serving: &[&str]) -> Result<(Routes, HealthReporter), ServeError> {
+    let (reporter, health) = tonic_health::server::health_reporter();
+    for name in serving {
+        reporter
+            .set_service_status(*name, tonic_health::ServingStatus::Serving)
+            .await;
+    }
+    let sets: [&[u8]; 3] = [
+        virtplane_proto::FILE_DESCRIPTOR_SET,
+        tonic_types::pb::FILE_DESCRIPTOR_SET,
+        tonic_health::pb::FILE_DESCRIPTOR_SET,
+    ];
+    let mut v1 = tonic_reflection::server::Builder::configure();
+    let mut v1alpha = tonic_reflection::server::Builder::configure();
+    for set in sets {
+        v1 = v1.register_encoded_file_descriptor_set(set);
+        v1alpha = v1alpha.register_encoded_file_descriptor_set(set);
+    }
+    let routes = Routes::new(health)
+        .add_service(v1.build_v1()?)
+        .add_service(v1alpha.build_v1alpha()?);
+    Ok((routes, reporter))
+}
+
+/// Serves `routes` on every address until `shutdown` completes.
+pub async fn serve(
+    listen: &[ListenAddr],
+    routes: Routes,
+    unix_mode: u32,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut servers = tokio::task::JoinSet::new();
+    for addr in listen {
+        let routes = routes.clone();
+        let mut stop = stop_rx.clone();
+        let until = async move {
+            let _ = stop.wait_for(|stopped| *stopped).await;
+        };
+        let label = addr.to_string();
+        let builder = Server::builder().http2_keepalive_interval(Some(std::time::Duration::from_secs(30)));
+        match addr {
+            ListenAddr::Unix(path) => {
+                let listener = bind_unix(path, unix_mode)?;
+                let incoming = UnixListenerStream::new(listener);
+                let mut builder = builder;
+                servers.spawn(async move {
+                    let result = builder
+                        .add_routes(routes)
+                        .serve_with_incoming_shutdown(incoming, until)
+                        .await;
+                    (label, result)
+                });
+            }
+            ListenAddr::Tcp(socket) => {
+                let listener =
+                    tokio::net::TcpListener::bind(socket)
+                        .await
+                        .map_err(|source| ServeError::Listen {
+                            addr: label.clone(),
+                            source,
+                        })?;
+                let incoming = TcpListenerStream::new(listener);
+                let mut builder = builder.tcp_nodelay(true);
+                servers.spawn(async move {
+                    let result = builder
+                        .add_routes(routes)
+                        .serve_with_incoming_shutdown(incoming, until)
+                        .await;
+                    (label, result)
+                });
+            }
+        }
+        tracing::info!(address = %addr, "listening");
+    }
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let mut first_error = None;
+    while let Some(joined) = servers.join_next().await {
+        if let Ok((addr, Err(source))) = joined {
+            first_error.get_or_insert(ServeError::Transport { addr, source });
+        }
+    }
+    for addr in listen {
+        if let ListenAddr::Unix(path) = addr {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+    first_error.map_or(Ok(()), Err)
+}
+
+/// Binds a unix socket with `mode`, replacing a stale socket file but refusing to steal one
+/// that a live server still answers on.
+fn bind_unix(path: &Path, mode: u32) -> Result<UnixListener, ServeError> {
+    let label = || format!("unix:{}", path.display());
+    if path.exists() {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(ServeError::InUse(label()));
+        }
+        std::fs::remove_file(path).map_err(|source| ServeError::Listen {
+            addr: label(),
+            source,
+        })?;
+    }
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|source| ServeError::Listen {
+            addr: label(),
+            source,
+        })?;
+    }
+    let listener = UnixListener::bind(path).map_err(|source| ServeError::Listen {
+        addr: label(),
+        source,
+    })?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(|source| {
+        ServeError::Listen {
+            addr: label(),
+            source,
+        }
+    })?;
+    Ok(listener)
+}
+
+/// Completes on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        // Without signal handlers the daemon still runs; it just cannot stop gracefully.
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_listen_addresses() {
+        assert_eq!(
+            "unix:/run/x.sock".parse::<ListenAddr>().unwrap(),
+            ListenAddr::Unix("/run/x.sock".into())
+        );
+        assert_eq!(
+            "unix://run/x.sock".parse::<ListenAddr>().unwrap(),
+            ListenAddr::Unix("run/x.sock".into())
+        );
+        assert_eq!(
+            "127.0.0.1:7000".parse::<ListenAddr>().unwrap(),
+            ListenAddr::Tcp("127.0.0.1:7000".parse().unwrap())
+        );
+        assert_eq!(
+            "tcp://[::1]:7000".parse::<ListenAddr>().unwrap(),
+            ListenAddr::Tcp("[::1]:7000".parse().unwrap())
+        );
+        for bad in ["unix:", "nonsense", "127.0.0.1"] {
+            let err = bad.parse::<ListenAddr>().unwrap_err();
+            assert!(err.to_string().contains(bad), "{err}");
+        }
+    }
+
+    #[tokio::test]
+    async fn refuses_a_socket_a_live_server_holds_and_replaces_a_stale_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sock");
+        let live = bind_unix(&path, 0o600).unwrap();
+        assert!(matches!(bind_unix(&path, 0o600), Err(ServeError::InUse(_))));
+        drop(live);
+        // The file is still there but nobody answers: it is replaced.
+        let again = bind_unix(&path, 0o600).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        drop(again);
+    }
+}
