@@ -1,7 +1,9 @@
 //! Plumbing shared by every virtplane daemon.
 
+pub mod client;
 pub mod events;
 pub mod identity;
+pub mod logging;
 pub mod names;
 pub mod server;
 pub mod status;

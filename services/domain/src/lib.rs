@@ -1,3 +1,14 @@
-//! The domain service: libvirt's virDomain* API over a driver.
+//! The domain service: libvirt's virDomain* API over a driver (`test` now, `qemu` next).
+//!
+//! Code map: `api/` (gRPC handlers and proto conversions) → `driver/` (the driver trait and
+//! drivers) → `domains.rs` (the in-memory list and snapshots), `impact.rs` (libvirt's flag
+//! semantics), `persist.rs` (files), `xml/` (the libvirt domain XML model).
 
+pub mod api;
+pub mod domains;
+pub mod driver;
+pub mod error;
+pub mod impact;
+pub mod model;
+pub mod persist;
 pub mod xml;

@@ -1,1 +1,89 @@
-fn main() {}
+//! virtplane-domaind: the domain service daemon.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+use virtplane_common::logging::{self, LogFormat};
+use virtplane_common::server::{self, ListenAddr};
+use virtplane_domain::api::DomainApi;
+use virtplane_domain::driver::{self, DriverConfig, DriverKind};
+use virtplane_proto::v1::domain_service_server::DomainServiceServer;
+use virtplane_proto::v1::host_service_server::HostServiceServer;
+
+/// Serves virtplane's DomainService and HostService over a driver.
+#[derive(Debug, Parser)]
+#[command(name = "virtplane-domaind", version)]
+struct Args {
+    /// Where to listen: unix:/path/to.sock or host:port; repeatable.
+    /// Default: unix:RUN_DIR/domain.sock.
+    #[arg(long)]
+    listen: Vec<ListenAddr>,
+    /// Directory for persistent configs (created if missing).
+    #[arg(long, default_value = ".virtplane/domain")]
+    state_dir: PathBuf,
+    /// Directory for runtime state (default: STATE_DIR/run).
+    #[arg(long)]
+    run_dir: Option<PathBuf>,
+    /// Which driver runs the domains.
+    #[arg(long, value_enum, default_value = "test")]
+    driver: DriverKind,
+    /// Unix socket permissions (octal).
+    #[arg(long, default_value = "600", value_parser = parse_mode)]
+    socket_mode: u32,
+    #[arg(long, value_enum, default_value = "text")]
+    log_format: LogFormat,
+}
+
+fn parse_mode(text: &str) -> Result<u32, String> {
+    u32::from_str_radix(text, 8).map_err(|_| format!("'{text}' is not an octal mode such as 600"))
+}
+
+fn absolute(path: PathBuf) -> std::io::Result<PathBuf> {
+    if path.is_absolute() {
+        Ok(path)
+    } else {
+        Ok(std::env::current_dir()?.join(path))
+    }
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    logging::init(args.log_format);
+    match run(args).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{error}");
+            eprintln!("virtplane-domaind: {error}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    let state_dir = absolute(args.state_dir)?;
+    let run_dir = absolute(args.run_dir.unwrap_or_else(|| state_dir.join("run")))?;
+    let listen = if args.listen.is_empty() {
+        vec![ListenAddr::Unix(run_dir.join("domain.sock"))]
+    } else {
+        args.listen
+    };
+    let config = DriverConfig {
+        state_dir: state_dir.clone(),
+        run_dir,
+    };
+    let driver = driver::build(args.driver, &config).await?;
+    let versions = driver.versions();
+    tracing::info!(driver = versions.driver, state_dir = %state_dir.display(), "domain service starting");
+    let api = DomainApi::new(driver);
+    let (routes, _health) = server::standard_routes(&[
+        "virtplane.v1.DomainService",
+        "virtplane.v1.HostService",
+    ])
+    .await?;
+    let routes = routes
+        .add_service(DomainServiceServer::new(api.clone()))
+        .add_service(HostServiceServer::new(api));
+    server::serve(&listen, routes, args.socket_mode, server::shutdown_signal()).await?;
+    Ok(())
+}
