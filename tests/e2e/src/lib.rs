@@ -1,0 +1,265 @@
+//! Harness for end-to-end tests: starts the real daemons (built by `cargo build --bins`) on
+//! temporary unix sockets, runs `virtctl` against them, and stops every process it started by
+//! pid when dropped, also when a test fails.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+
+/// The directory holding the workspace's binaries (target/debug when run by `cargo test`).
+pub fn bin_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("VIRTPLANE_BIN_DIR") {
+        return PathBuf::from(dir);
+    }
+    // target/debug/deps/<test> → target/debug
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test executable lives in target/<profile>/deps");
+    dir.to_path_buf()
+}
+
+/// Path of one binary, with a clear failure when it was not built.
+pub fn binary(name: &str) -> PathBuf {
+    let path = bin_dir().join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --workspace --bins` first (scripts/test.sh does)",
+        path.display()
+    );
+    path
+}
+
+/// Tokens of the three roles.
+pub const ADMIN_TOKEN: &str = "e2e-admin-token-0123456789";
+pub const OPERATOR_TOKEN: &str = "e2e-operator-token-0123456789";
+pub const VIEWER_TOKEN: &str = "e2e-viewer-token-0123456789";
+
+/// A running domain service + gateway in a temporary directory.
+pub struct Stack {
+    pub dir: tempfile::TempDir,
+    pub domain_sock: PathBuf,
+    pub gateway_sock: PathBuf,
+    domaind: Option<Child>,
+    gateway: Option<Child>,
+}
+
+impl Stack {
+    /// Starts both daemons with the test driver and waits until they answer.
+    pub fn start() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("virtplane-e2e-")
+            .tempdir()
+            .expect("temp dir");
+        let tokens = [
+            ("admin", "admin", ADMIN_TOKEN),
+            ("operator", "operator", OPERATOR_TOKEN),
+            ("viewer", "viewer", VIEWER_TOKEN),
+        ]
+        .iter()
+        .map(|(user, role, token)| {
+            format!("{user} {role} sha256:{}\n", hex::encode(Sha256::digest(token)))
+        })
+        .collect::<String>();
+        std::fs::write(dir.path().join("tokens"), tokens).expect("tokens file");
+        let mut stack = Self {
+            domain_sock: dir.path().join("run/domain.sock"),
+            gateway_sock: dir.path().join("run/gateway.sock"),
+            dir,
+            domaind: None,
+            gateway: None,
+        };
+        stack.start_domaind();
+        stack.start_gateway();
+        stack
+    }
+
+    fn log(&self, name: &str) -> Stdio {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join(format!("{name}.log")))
+            .expect("log file");
+        Stdio::from(file)
+    }
+
+    /// (Re)starts the domain service on the same state dir and waits for its socket.
+    pub fn start_domaind(&mut self) {
+        let _ = std::fs::remove_file(&self.domain_sock);
+        let child = Command::new(binary("virtplane-domaind"))
+            .args(["--driver", "test", "--state-dir"])
+            .arg(self.dir.path().join("domain"))
+            .arg("--run-dir")
+            .arg(self.dir.path().join("run/domain"))
+            .arg("--listen")
+            .arg(format!("unix:{}", self.domain_sock.display()))
+            .stdout(self.log("domaind"))
+            .stderr(self.log("domaind"))
+            .spawn()
+            .expect("spawn virtplane-domaind");
+        self.domaind = Some(child);
+        self.wait_healthy(&self.domain_sock.clone(), "virtplane-domaind");
+    }
+
+    fn start_gateway(&mut self) {
+        let child = Command::new(binary("virtplane-gateway"))
+            .arg("--listen")
+            .arg(format!("unix:{}", self.gateway_sock.display()))
+            .arg("--tokens")
+            .arg(self.dir.path().join("tokens"))
+            .arg("--backend")
+            .arg(format!("domain=unix:{}", self.domain_sock.display()))
+            .arg("--audit-log")
+            .arg(self.dir.path().join("audit.log"))
+            .stdout(self.log("gateway"))
+            .stderr(self.log("gateway"))
+            .spawn()
+            .expect("spawn virtplane-gateway");
+        self.gateway = Some(child);
+        self.wait_healthy(&self.gateway_sock.clone(), "virtplane-gateway");
+    }
+
+    fn wait_healthy(&mut self, sock: &Path, name: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let out = Command::new(binary("virtctl"))
+                .arg("--server")
+                .arg(format!("unix:{}", sock.display()))
+                .args(["--token", "", "--timeout", "2", "health"])
+                .output()
+                .expect("run virtctl health");
+            if out.status.success() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{name} did not become healthy; log:\n{}",
+                self.read_log(if name.contains("gateway") { "gateway" } else { "domaind" })
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn read_log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("{name}.log"))).unwrap_or_default()
+    }
+
+    /// The audit log's lines.
+    pub fn audit_lines(&self) -> Vec<String> {
+        std::fs::read_to_string(self.dir.path().join("audit.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// SIGKILLs the domain service (as a crash would) and waits for it to be gone.
+    pub fn kill_domaind(&mut self) {
+        if let Some(mut child) = self.domaind.take() {
+            child.kill().expect("kill -9 domaind");
+            child.wait().expect("reap domaind");
+        }
+    }
+
+    /// `virtctl --server <gateway> [--token TOKEN] ARGS…`.
+    pub fn virtctl(&self, token: Option<&str>, args: &[&str]) -> Output {
+        self.virtctl_with_stdin(token, args, None)
+    }
+
+    pub fn virtctl_with_stdin(&self, token: Option<&str>, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut command = Command::new(binary("virtctl"));
+        command
+            .env_remove("VIRTPLANE_SERVER")
+            .env_remove("VIRTPLANE_TOKEN")
+            .env("VIRTCTL_CONFIG", self.dir.path().join("no-virtctl-config.yaml"))
+            .arg("--server")
+            .arg(format!("unix:{}", self.gateway_sock.display()))
+            .arg("--token")
+            .arg(token.unwrap_or(""))
+            .args(args)
+            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().expect("spawn virtctl");
+        if let Some(text) = stdin {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(text.as_bytes())
+                .expect("write stdin");
+        }
+        child.wait_with_output().expect("virtctl output")
+    }
+
+    /// Runs virtctl as admin and asserts success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.virtctl(Some(ADMIN_TOKEN), args);
+        assert!(
+            out.status.success(),
+            "virtctl {args:?} failed ({}):\nstdout: {}\nstderr: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs virtctl with `token` and asserts failure; returns stderr.
+    pub fn fails(&self, token: Option<&str>, args: &[&str]) -> String {
+        let out = self.virtctl(token, args);
+        assert!(
+            !out.status.success(),
+            "virtctl {args:?} unexpectedly succeeded:\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    /// Writes a file into the stack's directory and returns its path.
+    pub fn file(&self, name: &str, contents: &str) -> String {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, contents).expect("write file");
+        path.display().to_string()
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        for child in [self.gateway.take(), self.domaind.take()].into_iter().flatten() {
+            stop(child);
+        }
+    }
+}
+
+/// SIGTERM, a grace period, then SIGKILL: only the process we started, by pid.
+fn stop(mut child: Child) {
+    if let Ok(pid) = i32::try_from(child.id()) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// A libvirt-format domain XML for tests.
+pub fn domain_xml(name: &str) -> String {
+    format!(
+        "<domain type='test'>\n  <name>{name}</name>\n  <memory unit='MiB'>512</memory>\n  \
+         <vcpu placement='static'>1</vcpu>\n  <os>\n    <type arch='x86_64'>hvm</type>\n  </os>\n\
+         </domain>\n"
+    )
+}
