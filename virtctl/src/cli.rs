@@ -1,0 +1,468 @@
+//! The command line: virsh's command names and flags, plus virtctl's global options.
+//!
+//! Global options are `global = true`, so they are accepted before or after the command
+//! (`virtctl -o json list` and `virtctl list -o json`), as kubectl users expect and as
+//! virsh's own `--connect` is not.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::output::Format;
+
+/// virtctl: manage virtplane domains with virsh's commands.
+///
+/// The server comes from --server, else VIRTPLANE_SERVER, else `server:` in the config file
+/// ($VIRTCTL_CONFIG, else $XDG_CONFIG_HOME/virtctl/config.yaml, else
+/// ~/.config/virtctl/config.yaml). The token likewise from --token, VIRTPLANE_TOKEN (set but
+/// empty = no token) or `token:`.
+#[derive(Debug, Parser)]
+#[command(
+    name = "virtctl",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    /// Server address: unix:/path.sock, http://host:port or host:port [env: VIRTPLANE_SERVER]
+    #[arg(
+        long,
+        global = true,
+        value_name = "ADDR",
+        help_heading = "Global options"
+    )]
+    pub server: Option<String>,
+
+    /// Bearer token sent with every call; prefer VIRTPLANE_TOKEN, as arguments show in `ps`
+    /// [env: VIRTPLANE_TOKEN]
+    #[arg(
+        long,
+        global = true,
+        value_name = "TOKEN",
+        help_heading = "Global options"
+    )]
+    pub token: Option<String>,
+
+    /// Output format
+    #[arg(
+        short = 'o',
+        long = "output",
+        global = true,
+        value_enum,
+        value_name = "FORMAT",
+        help_heading = "Global options"
+    )]
+    pub output: Option<Format>,
+
+    /// Seconds to wait for each call [default: 30]; for `event`, how long to listen (as
+    /// virsh's `event --timeout`)
+    #[arg(
+        long,
+        global = true,
+        value_name = "SECS",
+        value_parser = clap::value_parser!(u64).range(1..),
+        help_heading = "Global options"
+    )]
+    pub timeout: Option<u64>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Default deadline of a call, in seconds.
+pub const DEFAULT_TIMEOUT_SECS: u64 = 30;
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List domains (active ones unless --all or --inactive)
+    List(ListArgs),
+    /// Domain information
+    Dominfo(DomainArg),
+    /// Domain state
+    Domstate(DomstateArgs),
+    /// Define (but don't start) a domain from an XML file ('-' reads stdin)
+    Define(FileArgs),
+    /// Undefine a domain (a running one stays, as transient)
+    Undefine(DomainArg),
+    /// Create and start a transient domain from an XML file ('-' reads stdin)
+    Create(CreateArgs),
+    /// Start a defined, shut-off domain
+    Start(StartArgs),
+    /// Gracefully shut down a domain
+    Shutdown(PowerArgs),
+    /// Power off a domain at once
+    Destroy(DestroyArgs),
+    /// Reboot a domain
+    Reboot(PowerArgs),
+    /// Reset a domain, like pressing its reset button
+    Reset(DomainArg),
+    /// Suspend (pause) a domain
+    Suspend(DomainArg),
+    /// Resume a suspended domain
+    Resume(DomainArg),
+    /// Domain XML
+    Dumpxml(DumpxmlArgs),
+    /// Change the number of virtual CPUs
+    Setvcpus(SetvcpusArgs),
+    /// Show the number of virtual CPUs
+    Vcpucount(VcpucountArgs),
+    /// Change the memory allocation
+    Setmem(MemArgs),
+    /// Change the maximum memory
+    Setmaxmem(MemArgs),
+    /// Mark a domain to start with the host (or not, with --disable)
+    Autostart(AutostartArgs),
+    /// Wait for domain events and print them
+    Event(EventArgs),
+    /// Versions of virtctl, the service and the hypervisor
+    Version,
+    /// Node (host) information
+    Nodeinfo,
+    /// Ask the server's standard gRPC health service; exit 0 only when it is SERVING
+    Health(HealthArgs),
+    /// Print a shell completion script: `source <(virtctl completion bash)`
+    Completion(CompletionArgs),
+}
+
+/// `health [--service NAME]`.
+#[derive(Debug, Args)]
+pub struct HealthArgs {
+    /// A fully qualified service name, e.g. virtplane.v1.DomainService; default: the server
+    /// as a whole
+    #[arg(long, default_value = "")]
+    pub service: String,
+}
+
+/// A command that only names a domain.
+#[derive(Debug, Args)]
+pub struct DomainArg {
+    /// Domain name or UUID
+    #[arg(value_name = "DOMAIN")]
+    pub domain: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// List active and inactive domains
+    #[arg(long)]
+    pub all: bool,
+    /// List inactive domains only
+    #[arg(long)]
+    pub inactive: bool,
+    /// List running domains
+    #[arg(long)]
+    pub state_running: bool,
+    /// List paused domains
+    #[arg(long)]
+    pub state_paused: bool,
+    /// List shut-off domains
+    #[arg(long)]
+    pub state_shutoff: bool,
+    /// List domains in other states
+    #[arg(long)]
+    pub state_other: bool,
+    /// List persistent domains
+    #[arg(long)]
+    pub persistent: bool,
+    /// List transient domains
+    #[arg(long)]
+    pub transient: bool,
+    /// List domains with autostart enabled
+    #[arg(long)]
+    pub autostart: bool,
+    /// List domains with autostart disabled
+    #[arg(long)]
+    pub no_autostart: bool,
+    /// Print domain names only
+    #[arg(long)]
+    pub name: bool,
+    /// Print domain UUIDs only
+    #[arg(long)]
+    pub uuid: bool,
+    /// Show the title column
+    #[arg(long, conflicts_with_all = ["name", "uuid"])]
+    pub title: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DomstateArgs {
+    /// Domain name or UUID
+    #[arg(value_name = "DOMAIN")]
+    pub domain: String,
+    /// Also say why the domain is in this state
+    #[arg(long)]
+    pub reason: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct FileArgs {
+    /// File with the domain XML; '-' or /dev/stdin reads standard input
+    #[arg(value_name = "FILE")]
+    pub file: String,
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// File with the domain XML; '-' or /dev/stdin reads standard input
+    #[arg(value_name = "FILE")]
+    pub file: String,
+    /// Leave the virtual CPUs paused
+    #[arg(long)]
+    pub paused: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    /// Domain name or UUID
+    #[arg(value_name = "DOMAIN")]
+    pub domain: String,
+    /// Leave the virtual CPUs paused
+    #[arg(long)]
+    pub paused: bool,
+}
+
+/// How a shutdown or reboot request reaches the guest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PowerModeArg {
+    /// ACPI power button
+    Acpi,
+    /// The guest agent (needs domain:write)
+    Agent,
+}
+
+#[derive(Debug, Args)]
+pub struct PowerArgs {
+    /// Domain name or UUID
+    #[arg(value_name = "DOMAIN")]
+    pub domain: String,
+    /// How to ask the guest (default: the driver's choice)
+    #[arg(long, value_enum)]
+    pub mode: Option<PowerModeArg>,
+}
+
+#[derive(Debug, Args)]
+pub struct DestroyArgs {
+    /// Domain name or UUID
+    #[arg(value_name = "DOMAIN")]
+    pub domain: String,
+    /// Only ask the process to quit, never kill it
+    #[arg(long)]
+    pub graceful: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DumpxmlArgs {
+    /// Domain name or UUID
+    #[arg(value_name = "DOMAIN")]
+    pub domain: String,
+    /// The persistent config rather than the live one
+    #[arg(long)]
+    pub inactive: bool,
+    /// Include secrets such as graphics passwords (needs domain:read_secure)
+    #[arg(long)]
+    pub security_info: bool,
+}
+
+/// libvirt's modification impact flags, shared by the typed edits.
+#[derive(Debug, Args, Clone, Copy, Default)]
+pub struct ImpactArgs {
+    /// Change the persistent config
+    #[arg(long)]
+    pub config: bool,
+    /// Change the running domain
+    #[arg(long)]
+    pub live: bool,
+    /// Change the running domain if it runs, else the config
+    #[arg(long, conflicts_with_all = ["live", "config"])]
+    pub current: bool,
+}
+
+impl ImpactArgs {
+    /// The proto flags: `--current` (or no flag) is neither live nor config, which the
+    /// server reads as "live if running, else config", exactly libvirt's CURRENT.
+    pub fn modify_flags(&self) -> virtplane_proto::v1::ModifyFlags {
+        virtplane_proto::v1::ModifyFlags {
+            live: self.live,
+            config: self.config,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct SetvcpusArgs {
+    /// Domain name or UUID
+    #[arg(value_name = "DOMAIN")]
+    pub domain: String,
+    /// Number of virtual CPUs
+    #[arg(value_name = "COUNT")]
+    pub count: u32,
+    /// Change the maximum rather than the current count
+    #[arg(long)]
+    pub maximum: bool,
+    #[command(flatten)]
+    pub impact: ImpactArgs,
+    /// Change the count inside the guest, through the guest agent
+    #[arg(long, conflicts_with = "config")]
+    pub guest: bool,
+    /// Make the added vCPUs hot-unpluggable
+    #[arg(long)]
+    pub hotpluggable: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VcpucountArgs {
+    /// Domain name or UUID
+    #[arg(value_name = "DOMAIN")]
+    pub domain: String,
+    /// The maximum count
+    #[arg(long)]
+    pub maximum: bool,
+    /// The current count
+    #[arg(long, conflicts_with = "maximum")]
+    pub active: bool,
+    /// Of the running domain
+    #[arg(long, conflicts_with = "config")]
+    pub live: bool,
+    /// Of the persistent config
+    #[arg(long)]
+    pub config: bool,
+    /// Of the running domain if it runs, else of the config
+    #[arg(long, conflicts_with_all = ["live", "config"])]
+    pub current: bool,
+    /// As the guest agent reports it
+    #[arg(long, conflicts_with = "config")]
+    pub guest: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct MemArgs {
+    /// Domain name or UUID
+    #[arg(value_name = "DOMAIN")]
+    pub domain: String,
+    /// New size: a number of KiB, or with a unit (b, KiB/k, KB, MiB/M, MB, GiB/G, GB, TiB/T, TB)
+    #[arg(value_name = "SIZE", value_parser = crate::size::parse_kib)]
+    pub size_kib: u64,
+    #[command(flatten)]
+    pub impact: ImpactArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct AutostartArgs {
+    /// Domain name or UUID
+    #[arg(value_name = "DOMAIN")]
+    pub domain: String,
+    /// Turn autostart off
+    #[arg(long)]
+    pub disable: bool,
+}
+
+/// The event types `event --event` accepts (virsh's names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EventKind {
+    Lifecycle,
+    ConfigChanged,
+}
+
+impl EventKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            EventKind::Lifecycle => "lifecycle",
+            EventKind::ConfigChanged => "config-changed",
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct EventArgs {
+    /// Only events of this domain (name or UUID)
+    #[arg(long, value_name = "DOMAIN")]
+    pub domain: Option<String>,
+    /// Only events of this type
+    #[arg(long, value_enum, value_name = "TYPE", conflicts_with = "all")]
+    pub event: Option<EventKind>,
+    /// Events of every type (the default; accepted for virsh compatibility)
+    #[arg(long)]
+    pub all: bool,
+    /// Keep printing events until --timeout or Ctrl-C, rather than stop after one
+    #[arg(long = "loop")]
+    pub loop_: bool,
+    /// Print the local time before each event
+    #[arg(long)]
+    pub timestamp: bool,
+    /// Start after this sequence number (replay retained events newer than it)
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub after_sequence: u64,
+    /// List the event types and exit
+    #[arg(long, conflicts_with_all = ["event", "all"])]
+    pub list: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionArgs {
+    /// The shell to write the script for
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("virtctl").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn output_before_and_after_command() {
+        let a = parse(&["-o", "json", "list"]).unwrap();
+        assert_eq!(a.output, Some(Format::Json));
+        let b = parse(&["list", "-o", "yaml"]).unwrap();
+        assert_eq!(b.output, Some(Format::Yaml));
+        let c = parse(&["dominfo", "web", "--output", "json"]).unwrap();
+        assert_eq!(c.output, Some(Format::Json));
+        assert!(parse(&["list", "-o", "xml"]).is_err());
+    }
+
+    #[test]
+    fn server_after_command() {
+        let a = parse(&["list", "--server", "unix:/x.sock"]).unwrap();
+        assert_eq!(a.server.as_deref(), Some("unix:/x.sock"));
+    }
+
+    #[test]
+    fn conflicts_are_usage_errors() {
+        assert!(parse(&["setvcpus", "web", "2", "--current", "--live"]).is_err());
+        assert!(parse(&["setvcpus", "web", "2", "--current", "--config"]).is_err());
+        assert!(parse(&["setvcpus", "web", "2", "--guest", "--config"]).is_err());
+        assert!(parse(&["setvcpus", "web", "2", "--live", "--config"]).is_ok());
+        assert!(parse(&["vcpucount", "web", "--maximum", "--active"]).is_err());
+        assert!(parse(&["setmem", "web", "1G", "--current", "--live"]).is_err());
+        assert!(parse(&["event", "--list", "--all"]).is_err());
+    }
+
+    #[test]
+    fn bad_size_is_usage_error_naming_value() {
+        let err = parse(&["setmem", "web", "12Q"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
+        assert!(err.to_string().contains("12Q"), "{err}");
+        match parse(&["setmaxmem", "web", "2G"]).unwrap().command {
+            Command::Setmaxmem(m) => assert_eq!(m.size_kib, 2 * 1024 * 1024),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn event_timeout_is_the_global_one() {
+        let a = parse(&["event", "--loop", "--timeout", "5"]).unwrap();
+        assert_eq!(a.timeout, Some(5));
+        assert!(parse(&["list", "--timeout", "0"]).is_err());
+        match a.command {
+            Command::Event(e) => assert!(e.loop_),
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! One file per command family; each command parses nothing itself (clap did), makes one or
+//! a few calls and prints. Shared here: the context every command gets and the name-or-UUID
+//! rule virsh uses for domain arguments.
+
+pub mod domain;
+pub mod events;
+pub mod host;
+pub mod lifecycle;
+pub mod memory;
+pub mod vcpu;
+
+use std::time::Duration;
+
+use virtplane_proto::v1::{DomainRef, domain_ref};
+
+use crate::cli::Command;
+use crate::connect::Conn;
+use crate::error::Error;
+use crate::output::Out;
+
+/// What a command runs with.
+pub struct Ctx {
+    pub conn: Conn,
+    pub out: Out,
+    /// The global `--timeout`, if given: for `event` it bounds the listening time.
+    pub timeout_flag: Option<Duration>,
+}
+
+/// Runs one server command.
+pub async fn run(command: Command, ctx: &mut Ctx) -> Result<(), Error> {
+    match command {
+        Command::List(a) => domain::list(ctx, a).await,
+        Command::Dominfo(a) => domain::dominfo(ctx, a).await,
+        Command::Domstate(a) => domain::domstate(ctx, a).await,
+        Command::Define(a) => domain::define(ctx, a).await,
+        Command::Undefine(a) => domain::undefine(ctx, a).await,
+        Command::Dumpxml(a) => domain::dumpxml(ctx, a).await,
+        Command::Autostart(a) => domain::autostart(ctx, a).await,
+        Command::Create(a) => lifecycle::create(ctx, a).await,
+        Command::Start(a) => lifecycle::start(ctx, a).await,
+        Command::Shutdown(a) => lifecycle::shutdown(ctx, a).await,
+        Command::Destroy(a) => lifecycle::destroy(ctx, a).await,
+        Command::Reboot(a) => lifecycle::reboot(ctx, a).await,
+        Command::Reset(a) => lifecycle::reset(ctx, a).await,
+        Command::Suspend(a) => lifecycle::suspend(ctx, a).await,
+        Command::Resume(a) => lifecycle::resume(ctx, a).await,
+        Command::Setvcpus(a) => vcpu::setvcpus(ctx, a).await,
+        Command::Vcpucount(a) => vcpu::vcpucount(ctx, a).await,
+        Command::Setmem(a) => memory::setmem(ctx, a, false).await,
+        Command::Setmaxmem(a) => memory::setmem(ctx, a, true).await,
+        Command::Event(a) => events::event(ctx, a).await,
+        Command::Version => host::version(ctx).await,
+        Command::Nodeinfo => host::nodeinfo(ctx).await,
+        Command::Health(a) => host::health(ctx, a).await,
+        // Handled before connecting (needs no server); listed for exhaustiveness.
+        Command::Completion(_) => Ok(()),
+    }
+}
+
+/// A domain argument as virsh reads it: a UUID if it parses as one, else a name.
+pub fn domain_ref(arg: &str) -> Option<DomainRef> {
+    let id = match canonical_uuid(arg) {
+        Some(uuid) => domain_ref::Id::Uuid(uuid),
+        None => domain_ref::Id::Name(arg.to_string()),
+    };
+    Some(DomainRef { id: Some(id) })
+}
+
+/// The canonical 8-4-4-4-12 lowercase form of a UUID written with or without dashes, or
+/// `None` if `s` is not a UUID.
+pub fn canonical_uuid(s: &str) -> Option<String> {
+    let hex: String = if s.len() == 36 {
+        let dashes_ok = s
+            .char_indices()
+            .all(|(i, c)| matches!(i, 8 | 13 | 18 | 23) == (c == '-'));
+        if !dashes_ok {
+            return None;
+        }
+        s.chars().filter(|c| *c != '-').collect()
+    } else if s.len() == 32 {
+        s.to_string()
+    } else {
+        return None;
+    };
+    if !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+        return None;
+    }
+    let h = hex.to_ascii_lowercase();
+    Some(format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    ))
+}
+
+/// Reads a domain XML file; `-` means standard input (`/dev/stdin` works as a path).
+pub fn read_xml(file: &str) -> Result<String, Error> {
+    let read = || -> std::io::Result<String> {
+        if file == "-" {
+            let mut s = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin().lock(), &mut s)?;
+            Ok(s)
+        } else {
+            std::fs::read_to_string(file)
+        }
+    };
+    read().map_err(|source| Error::ReadFile {
+        path: if file == "-" {
+            "standard input".to_string()
+        } else {
+            file.to_string()
+        },
+        source,
+    })
+}
+
+/// Prints a virsh success line, or with `-o json|yaml` the same fact as data.
+pub fn report_action(
+    ctx: &mut Ctx,
+    domain: &str,
+    result: &'static str,
+    message: String,
+) -> Result<(), Error> {
+    if ctx.out.is_table() {
+        ctx.out.line(message)
+    } else {
+        ctx.out.data(&crate::view::Action {
+            domain: domain.to_string(),
+            result,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uuid_or_name() {
+        let u = "6695eb01-f6a4-8304-79aa-97f2502e193f";
+        assert_eq!(
+            domain_ref(u).unwrap().id,
+            Some(domain_ref::Id::Uuid(u.to_string()))
+        );
+        assert_eq!(
+            domain_ref("6695EB01F6A4830479AA97F2502E193F").unwrap().id,
+            Some(domain_ref::Id::Uuid(u.to_string()))
+        );
+        assert_eq!(
+            domain_ref("web").unwrap().id,
+            Some(domain_ref::Id::Name("web".into()))
+        );
+        // 36 characters with dashes in the wrong places, or non-hex: a name.
+        for name in [
+            "6695eb01f-6a4-8304-79aa-97f2502e193f",
+            "zzzzeb01-f6a4-8304-79aa-97f2502e193f",
+            "web-server-01",
+        ] {
+            assert_eq!(
+                domain_ref(name).unwrap().id,
+                Some(domain_ref::Id::Name(name.into()))
+            );
+        }
+    }
+
+    #[test]
+    fn read_xml_names_missing_file() {
+        let err = read_xml("/nonexistent/web.xml").unwrap_err().to_string();
+        assert!(
+            err.starts_with("cannot read /nonexistent/web.xml: "),
+            "{err}"
+        );
+    }
+}

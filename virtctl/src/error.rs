@@ -1,0 +1,178 @@
+//! virtctl's one error type.
+//!
+//! Every failure ends up as one `error: …` line on stderr and exit code 1 (see `main.rs`), so
+//! each message must make sense on its own: name the file, the server or the value at fault.
+//! Server errors carry the server's own message unchanged: the services write messages a user
+//! can act on ("domain 'web' is not running"), and re-wording them here would only lose detail.
+
+use std::path::PathBuf;
+
+/// What can go wrong in virtctl.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No `--server`, no `VIRTPLANE_SERVER`, no `server:` in the config file.
+    #[error(
+        "no server given: pass --server or set VIRTPLANE_SERVER (deploy/local/up.sh writes it to <state-dir>/env)"
+    )]
+    NoServer,
+
+    /// The server address cannot be used as given.
+    #[error("bad server address '{addr}': {why}")]
+    BadServer { addr: String, why: String },
+
+    /// The config file exists but cannot be read.
+    #[error("cannot read config file {}: {source}", path.display())]
+    ConfigRead {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+
+    /// The config file is not the YAML virtctl expects.
+    #[error("malformed config file {}: {source}", path.display())]
+    ConfigParse {
+        path: PathBuf,
+        source: serde_yaml_ng::Error,
+    },
+
+    /// The token cannot be sent as an HTTP/2 header value.
+    #[error("the token cannot be sent: it contains characters not allowed in a header")]
+    BadToken,
+
+    /// The connection to the server could not be made (or was lost).
+    #[error("cannot reach server {server}: {detail}")]
+    Unreachable { server: String, detail: String },
+
+    /// The server did not answer within the call's deadline.
+    #[error("no answer from server {server} within {secs} s (raise it with --timeout SECS)")]
+    Timeout { server: String, secs: u64 },
+
+    /// The server answered with an error status; `message` is the server's own.
+    #[error("{message}")]
+    Server { code: tonic::Code, message: String },
+
+    /// A local input file (domain XML) cannot be read.
+    #[error("cannot read {path}: {source}")]
+    ReadFile {
+        path: String,
+        source: std::io::Error,
+    },
+
+    /// A client-side failure that carries its own complete message.
+    #[error("{0}")]
+    Other(String),
+
+    /// Writing to stdout failed for a reason other than a closed pipe.
+    #[error("cannot write output: {0}")]
+    Output(std::io::Error),
+
+    /// stdout was closed by the reader (`virtctl list | head -1`): not a failure, exit 0.
+    #[error("output closed")]
+    BrokenPipe,
+
+    /// The command already said what it had to say and only wants a failing exit code
+    /// (`event --timeout` with no event, as virsh does).
+    #[error("")]
+    Quiet,
+}
+
+impl Error {
+    /// Turns a gRPC status into an error, keeping the server's message.
+    ///
+    /// An UNAVAILABLE status that carries a source error was produced by the client's own
+    /// transport (connection refused, socket missing, connection dropped), not sent by the
+    /// server: then the message says which server could not be reached, as that is what the
+    /// user needs to fix.
+    pub fn from_status(status: tonic::Status, server: &str) -> Self {
+        let code = status.code();
+        if code == tonic::Code::Unavailable && std::error::Error::source(&status).is_some() {
+            return Error::Unreachable {
+                server: server.to_string(),
+                detail: root_cause(&status),
+            };
+        }
+        let message = if status.message().is_empty() {
+            format!("{code}")
+        } else {
+            status.message().to_string()
+        };
+        Error::Server { code, message }
+    }
+
+    /// The gRPC code behind this error, when it came from a call.
+    pub fn code(&self) -> Option<tonic::Code> {
+        match self {
+            Error::Server { code, .. } => Some(*code),
+            Error::Unreachable { .. } => Some(tonic::Code::Unavailable),
+            Error::Timeout { .. } => Some(tonic::Code::DeadlineExceeded),
+            _ => None,
+        }
+    }
+
+    /// Maps a write error on stdout: a closed pipe is a quiet success, anything else a failure.
+    pub fn from_write(err: std::io::Error) -> Self {
+        if err.kind() == std::io::ErrorKind::BrokenPipe {
+            Error::BrokenPipe
+        } else {
+            Error::Output(err)
+        }
+    }
+}
+
+/// The innermost error of a chain, which is the one that says what actually happened
+/// ("No such file or directory (os error 2)" rather than "transport error").
+pub fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = err;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    let text = cur.to_string();
+    if text.is_empty() {
+        err.to_string()
+    } else {
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_message_is_kept() {
+        let e = Error::from_status(
+            tonic::Status::permission_denied("permission denied: start needs domain:start"),
+            "unix:/x.sock",
+        );
+        assert_eq!(e.to_string(), "permission denied: start needs domain:start");
+        assert_eq!(e.code(), Some(tonic::Code::PermissionDenied));
+    }
+
+    #[test]
+    fn empty_message_falls_back_to_code() {
+        let e = Error::from_status(tonic::Status::new(tonic::Code::NotFound, ""), "x");
+        assert!(e.to_string().contains("not found"), "{e}");
+    }
+
+    #[test]
+    fn transport_unavailable_names_server() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file or directory");
+        let status = tonic::Status::from_error(Box::new(tonic::ConnectError(Box::new(io))));
+        assert_eq!(status.code(), tonic::Code::Unavailable);
+        let e = Error::from_status(status, "unix:/run/x.sock");
+        assert_eq!(
+            e.to_string(),
+            "cannot reach server unix:/run/x.sock: No such file or directory"
+        );
+        // An UNAVAILABLE the server sent (no source) keeps the server's message.
+        let e = Error::from_status(tonic::Status::unavailable("guest agent not connected"), "x");
+        assert_eq!(e.to_string(), "guest agent not connected");
+    }
+
+    #[test]
+    fn broken_pipe_is_quiet() {
+        let e = Error::from_write(std::io::Error::from(std::io::ErrorKind::BrokenPipe));
+        assert!(matches!(e, Error::BrokenPipe));
+        let e = Error::from_write(std::io::Error::from(std::io::ErrorKind::Other));
+        assert!(matches!(e, Error::Output(_)));
+    }
+}
