@@ -25,7 +25,7 @@ fn bad_documents_are_refused_with_reasons() {
          <vcpu>1</vcpu><os><type>hvm</type></os></domain>",
         "x".repeat(2 * 1024 * 1024)
     );
-    refused(&stack, &huge, &["large"]);
+    refused(&stack, &huge, &["at most 1048576 bytes"]);
     let laughs = "<?xml version='1.0'?><!DOCTYPE d [<!ENTITY a 'aaaaaaaaaa'>\
                   <!ENTITY b '&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;'>]>\
                   <domain type='test'><name>&b;</name><memory>1024</memory><vcpu>1</vcpu>\
