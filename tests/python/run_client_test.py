@@ -72,7 +72,9 @@ def main() -> int:
                                        "--backend", f"domain=unix:{domain_sock}"], stdout=log, stderr=log))
         wait_for_socket(gateway_sock, procs[-1])
 
-        channel = grpc.insecure_channel(f"unix:{gateway_sock}")
+        # grpc-core uses the socket path as :authority for unix: targets, which hyper's HTTP/2
+        # server (tonic) rejects as malformed (RST_STREAM PROTOCOL_ERROR): name one.
+        channel = grpc.insecure_channel(f"unix:{gateway_sock}", options=[("grpc.default_authority", "localhost")])
         stub = domain_pb2_grpc.DomainServiceStub(channel)
         admin = [("authorization", f"Bearer {tokens['admin']}")]
         viewer = [("authorization", f"Bearer {tokens['viewer']}")]
