@@ -113,13 +113,12 @@ impl MethodAcl {
         let Some((field, kind)) = &self.object_key else {
             return Ok(None);
         };
-        let message =
-            DynamicMessage::decode(self.input.clone(), request).map_err(|source| {
-                AclError::Decode {
-                    message: self.input.full_name().to_owned(),
-                    source,
-                }
-            })?;
+        let message = DynamicMessage::decode(self.input.clone(), request).map_err(|source| {
+            AclError::Decode {
+                message: self.input.full_name().to_owned(),
+                source,
+            }
+        })?;
         if !message.has_field(field) {
             return Ok(None);
         }
@@ -293,13 +292,19 @@ mod tests {
     #[test]
     fn every_method_declares_a_permission() {
         let table = MethodTable::load().unwrap();
-        assert!(table.iter().count() > 10, "descriptor set has the domain service");
+        assert!(
+            table.iter().count() > 10,
+            "descriptor set has the domain service"
+        );
         let missing: Vec<_> = table
             .iter()
             .filter(|m| m.is_unannotated())
             .map(|m| m.path.clone())
             .collect();
-        assert!(missing.is_empty(), "methods without an acl option: {missing:?}");
+        assert!(
+            missing.is_empty(),
+            "methods without an acl option: {missing:?}"
+        );
     }
 
     #[test]

@@ -94,7 +94,10 @@ impl Caller {
         Self::with_permissions(
             &text(USER_HEADER),
             &text(ROLE_HEADER),
-            permissions.split(',').map(str::trim).filter(|p| !p.is_empty()),
+            permissions
+                .split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty()),
         )
     }
 
@@ -171,9 +174,15 @@ mod tests {
         assert_eq!(back.role, "viewer");
         assert!(back.has("domain:read"));
         assert!(!back.has("domain:read_secure"));
-        let denied = back.require("domain:read_secure", "for the secure flag").unwrap_err();
+        let denied = back
+            .require("domain:read_secure", "for the secure flag")
+            .unwrap_err();
         assert_eq!(denied.code(), tonic::Code::PermissionDenied);
-        assert!(denied.message().contains("domain:read_secure"), "{}", denied.message());
+        assert!(
+            denied.message().contains("domain:read_secure"),
+            "{}",
+            denied.message()
+        );
     }
 
     #[test]

@@ -61,7 +61,10 @@ mod tests {
     #[test]
     fn refuses_each_bad_name_with_its_reason() {
         assert_eq!(validate_name(""), Err(NameError::Empty));
-        assert_eq!(validate_name(&"a".repeat(257)), Err(NameError::TooLong(257)));
+        assert_eq!(
+            validate_name(&"a".repeat(257)),
+            Err(NameError::TooLong(257))
+        );
         assert_eq!(validate_name("a/b"), Err(NameError::Slash));
         assert_eq!(validate_name("../etc"), Err(NameError::Slash));
         assert_eq!(validate_name(".."), Err(NameError::Dots));

@@ -116,7 +116,8 @@ pub async fn serve(
             let _ = stop.wait_for(|stopped| *stopped).await;
         };
         let label = addr.to_string();
-        let builder = Server::builder().http2_keepalive_interval(Some(std::time::Duration::from_secs(30)));
+        let builder =
+            Server::builder().http2_keepalive_interval(Some(std::time::Duration::from_secs(30)));
         match addr {
             ListenAddr::Unix(path) => {
                 let listener = bind_unix(path, unix_mode)?;
@@ -131,13 +132,12 @@ pub async fn serve(
                 });
             }
             ListenAddr::Tcp(socket) => {
-                let listener =
-                    tokio::net::TcpListener::bind(socket)
-                        .await
-                        .map_err(|source| ServeError::Listen {
-                            addr: label.clone(),
-                            source,
-                        })?;
+                let listener = tokio::net::TcpListener::bind(socket)
+                    .await
+                    .map_err(|source| ServeError::Listen {
+                        addr: label.clone(),
+                        source,
+                    })?;
                 let incoming = TcpListenerStream::new(listener);
                 let mut builder = builder.tcp_nodelay(true);
                 servers.spawn(async move {

@@ -28,7 +28,11 @@ mod tests {
 
     #[test]
     fn reason_survives_the_status() {
-        let status = with_reason(tonic::Code::NotFound, "domain 'x' not found", "DOMAIN_NOT_FOUND");
+        let status = with_reason(
+            tonic::Code::NotFound,
+            "domain 'x' not found",
+            "DOMAIN_NOT_FOUND",
+        );
         assert_eq!(status.code(), tonic::Code::NotFound);
         assert_eq!(status.message(), "domain 'x' not found");
         assert_eq!(reason(&status).as_deref(), Some("DOMAIN_NOT_FOUND"));

@@ -84,21 +84,21 @@ pub fn set_vcpus(
         }
         return Ok(());
     }
-    if let Some(def) = &live {
-        if count > def.vcpu.max {
-            return Err(DomainError::InvalidArg(format!(
-                "requested vcpus is greater than max allowable vcpus for the live domain: {count} > {}",
-                def.vcpu.max
-            )));
-        }
+    if let Some(def) = &live
+        && count > def.vcpu.max
+    {
+        return Err(DomainError::InvalidArg(format!(
+            "requested vcpus is greater than max allowable vcpus for the live domain: {count} > {}",
+            def.vcpu.max
+        )));
     }
-    if let Some(def) = &config {
-        if count > def.vcpu.max {
-            return Err(DomainError::InvalidArg(format!(
-                "requested vcpus is greater than max allowable vcpus for the persistent domain: {count} > {}",
-                def.vcpu.max
-            )));
-        }
+    if let Some(def) = &config
+        && count > def.vcpu.max
+    {
+        return Err(DomainError::InvalidArg(format!(
+            "requested vcpus is greater than max allowable vcpus for the persistent domain: {count} > {}",
+            def.vcpu.max
+        )));
     }
     for def in [live, config].into_iter().flatten() {
         def.vcpu.current = (count != def.vcpu.max).then_some(count);
@@ -123,7 +123,9 @@ pub fn set_memory(
     flags: MemoryFlags,
 ) -> Result<()> {
     if kib == 0 {
-        return Err(DomainError::InvalidArg("memory size must be at least 1 KiB".into()));
+        return Err(DomainError::InvalidArg(
+            "memory size must be at least 1 KiB".into(),
+        ));
     }
     if flags.maximum {
         if live.is_some() {
@@ -132,13 +134,12 @@ pub fn set_memory(
             ));
         }
         if let Some(def) = config {
-            if let Some(max) = &def.max_memory {
-                if max.kib < kib {
-                    return Err(DomainError::OperationInvalid(
-                        "cannot set initial memory size greater than the maximum memory size"
-                            .into(),
-                    ));
-                }
+            if let Some(max) = &def.max_memory
+                && max.kib < kib
+            {
+                return Err(DomainError::OperationInvalid(
+                    "cannot set initial memory size greater than the maximum memory size".into(),
+                ));
             }
             def.memory_kib = kib;
             if def.current_memory_kib.is_some_and(|current| current > kib) {
@@ -148,17 +149,17 @@ pub fn set_memory(
         return Ok(());
     }
     let mut limit = live.as_ref().map(|def| def.memory_kib);
-    if let Some(def) = &config {
-        if limit.is_none_or(|old| old > def.memory_kib) {
-            limit = Some(def.memory_kib);
-        }
+    if let Some(def) = &config
+        && limit.is_none_or(|old| old > def.memory_kib)
+    {
+        limit = Some(def.memory_kib);
     }
-    if let Some(limit) = limit {
-        if kib > limit {
-            return Err(DomainError::InvalidArg(format!(
-                "cannot set memory higher than max memory ({kib} KiB > {limit} KiB)"
-            )));
-        }
+    if let Some(limit) = limit
+        && kib > limit
+    {
+        return Err(DomainError::InvalidArg(format!(
+            "cannot set memory higher than max memory ({kib} KiB > {limit} KiB)"
+        )));
     }
     for def in [live, config].into_iter().flatten() {
         def.current_memory_kib = Some(kib);
@@ -231,14 +232,23 @@ mod tests {
             ..Default::default()
         };
         set_vcpus(None, Some(&mut config), 4, max, 32).unwrap();
-        assert_eq!((vcpu_count(&config, true), vcpu_count(&config, false)), (4, 1));
+        assert_eq!(
+            (vcpu_count(&config, true), vcpu_count(&config, false)),
+            (4, 1)
+        );
         set_vcpus(None, Some(&mut config), 2, VcpuFlags::default(), 32).unwrap();
-        assert_eq!((vcpu_count(&config, true), vcpu_count(&config, false)), (4, 2));
+        assert_eq!(
+            (vcpu_count(&config, true), vcpu_count(&config, false)),
+            (4, 2)
+        );
         let err = set_vcpus(None, Some(&mut config), 5, VcpuFlags::default(), 32).unwrap_err();
         assert!(err.to_string().contains("5 > 4"), "{err}");
         // Lowering the maximum below the current count lowers the current count too.
         set_vcpus(None, Some(&mut config), 1, max, 32).unwrap();
-        assert_eq!((vcpu_count(&config, true), vcpu_count(&config, false)), (1, 1));
+        assert_eq!(
+            (vcpu_count(&config, true), vcpu_count(&config, false)),
+            (1, 1)
+        );
     }
 
     #[test]
@@ -270,7 +280,10 @@ mod tests {
             ..Default::default()
         };
         set_memory(None, Some(&mut config), 1024, max).unwrap();
-        assert_eq!((config.memory_kib, config.current_memory_kib), (1024, Some(1024)));
+        assert_eq!(
+            (config.memory_kib, config.current_memory_kib),
+            (1024, Some(1024))
+        );
         let mut live = def("<vcpu>1</vcpu>", 4096);
         assert!(matches!(
             set_memory(Some(&mut live), None, 1024, max),

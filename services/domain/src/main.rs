@@ -76,11 +76,9 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let versions = driver.versions();
     tracing::info!(driver = versions.driver, state_dir = %state_dir.display(), "domain service starting");
     let api = DomainApi::new(driver);
-    let (routes, _health) = server::standard_routes(&[
-        "virtplane.v1.DomainService",
-        "virtplane.v1.HostService",
-    ])
-    .await?;
+    let (routes, _health) =
+        server::standard_routes(&["virtplane.v1.DomainService", "virtplane.v1.HostService"])
+            .await?;
     let routes = routes
         .add_service(DomainServiceServer::new(api.clone()))
         .add_service(HostServiceServer::new(api));

@@ -104,11 +104,12 @@ pub struct ListFilter {
 impl ListFilter {
     pub fn matches(&self, summary: &Summary) -> bool {
         let active = summary.state.is_active();
-        let group = |a: bool, b: bool, pass_a: bool, pass_b: bool| (!a && !b) || (a && pass_a) || (b && pass_b);
+        let group = |a: bool, b: bool, pass_a: bool, pass_b: bool| {
+            (!a && !b) || (a && pass_a) || (b && pass_b)
+        };
         let state_ok = {
             let any = self.running || self.paused || self.shutoff || self.other;
-            !any
-                || (self.running && summary.state == State::Running)
+            !any || (self.running && summary.state == State::Running)
                 || (self.paused && summary.state == State::Paused)
                 || (self.shutoff && summary.state == State::Shutoff)
                 || (self.other

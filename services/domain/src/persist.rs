@@ -61,7 +61,8 @@ impl Store {
 
     pub fn save_config(&self, name: &str, xml: &str) -> Result<()> {
         let path = self.config_path(name);
-        store::write_atomic(&path, xml.as_bytes()).map_err(|e| DomainError::storage("write", &path, e))
+        store::write_atomic(&path, xml.as_bytes())
+            .map_err(|e| DomainError::storage("write", &path, e))
     }
 
     pub fn remove_config(&self, name: &str) -> Result<()> {
@@ -171,7 +172,9 @@ mod tests {
         let store = Store::open(&dir.path().join("state"), &dir.path().join("run")).unwrap();
         store.save_config("web", "<domain/>").unwrap();
         store.set_autostart("web", true).unwrap();
-        store.save_status("tmp", "state=running\n<domain/>").unwrap();
+        store
+            .save_status("tmp", "state=running\n<domain/>")
+            .unwrap();
         let all = store.load_all().unwrap();
         assert_eq!(all.len(), 2);
         assert_eq!(all[0].name, "tmp");

@@ -49,7 +49,10 @@ fn state(driver: &TestDriver, n: &str) -> (State, Reason) {
 fn expect_invalid<T: std::fmt::Debug>(result: Result<T, DomainError>, words: &str) {
     match result {
         Err(DomainError::OperationInvalid(message)) => {
-            assert!(message.contains(words), "message {message:?} lacks {words:?}")
+            assert!(
+                message.contains(words),
+                "message {message:?} lacks {words:?}"
+            )
         }
         other => panic!("expected OperationInvalid({words}), got {other:?}"),
     }
@@ -70,20 +73,32 @@ async fn default_world_has_a_running_test_domain() {
 async fn lifecycle_transitions_and_refusals() {
     let w = world().await;
     let d = &w.driver;
-    let (summary, updated) = d.define(parse_domain(&web_xml("web")).unwrap()).await.unwrap();
+    let (summary, updated) = d
+        .define(parse_domain(&web_xml("web")).unwrap())
+        .await
+        .unwrap();
     assert!(!updated);
     assert_eq!((summary.state, summary.id), (State::Shutoff, -1));
 
     // shut off: everything but start/undefine is refused
     expect_invalid(d.suspend(&name("web")).await, "is not running");
     expect_invalid(d.resume(&name("web")).await, "is not paused");
-    expect_invalid(d.shutdown(&name("web"), PowerMode::Default).await, "is not running");
+    expect_invalid(
+        d.shutdown(&name("web"), PowerMode::Default).await,
+        "is not running",
+    );
     expect_invalid(d.destroy(&name("web"), false).await, "is not running");
-    expect_invalid(d.reboot(&name("web"), PowerMode::Default).await, "is not running");
+    expect_invalid(
+        d.reboot(&name("web"), PowerMode::Default).await,
+        "is not running",
+    );
     expect_invalid(d.reset(&name("web")).await, "is not running");
 
     let started = d.start(&name("web"), false).await.unwrap();
-    assert_eq!((started.state, started.reason), (State::Running, Reason::RunningBooted));
+    assert_eq!(
+        (started.state, started.reason),
+        (State::Running, Reason::RunningBooted)
+    );
     assert!(started.id > 0);
     expect_invalid(d.start(&name("web"), false).await, "already running");
     expect_invalid(d.resume(&name("web")).await, "is not paused");
@@ -107,15 +122,23 @@ async fn lifecycle_transitions_and_refusals() {
     assert_eq!(state(d, "web"), (State::Shutoff, Reason::ShutoffDestroyed));
 
     d.undefine(&name("web")).await.unwrap();
-    assert!(matches!(d.lookup(&name("web")), Err(DomainError::NotFound(_))));
-    assert!(matches!(d.start(&name("web"), false).await, Err(DomainError::NotFound(_))));
+    assert!(matches!(
+        d.lookup(&name("web")),
+        Err(DomainError::NotFound(_))
+    ));
+    assert!(matches!(
+        d.start(&name("web"), false).await,
+        Err(DomainError::NotFound(_))
+    ));
 }
 
 #[tokio::test]
 async fn undefine_of_a_running_domain_leaves_it_transient_until_it_stops() {
     let w = world().await;
     let d = &w.driver;
-    d.define(parse_domain(&web_xml("web")).unwrap()).await.unwrap();
+    d.define(parse_domain(&web_xml("web")).unwrap())
+        .await
+        .unwrap();
     d.start(&name("web"), false).await.unwrap();
     d.undefine(&name("web")).await.unwrap();
     let summary = d.lookup(&name("web")).unwrap();
@@ -124,22 +147,32 @@ async fn undefine_of_a_running_domain_leaves_it_transient_until_it_stops() {
     expect_invalid(d.undefine(&name("web")).await, "transient");
     expect_invalid(d.set_autostart(&name("web"), true).await, "transient");
     d.shutdown(&name("web"), PowerMode::Default).await.unwrap();
-    assert!(matches!(d.lookup(&name("web")), Err(DomainError::NotFound(_))));
+    assert!(matches!(
+        d.lookup(&name("web")),
+        Err(DomainError::NotFound(_))
+    ));
 }
 
 #[tokio::test]
 async fn transient_domains_vanish_on_destroy_and_names_stay_unique() {
     let w = world().await;
     let d = &w.driver;
-    let created = d.create(parse_domain(&web_xml("tmp")).unwrap(), false).await.unwrap();
+    let created = d
+        .create(parse_domain(&web_xml("tmp")).unwrap(), false)
+        .await
+        .unwrap();
     assert!(!created.persistent);
     assert_eq!(created.state, State::Running);
     assert!(matches!(
-        d.create(parse_domain(&web_xml("tmp")).unwrap(), false).await,
+        d.create(parse_domain(&web_xml("tmp")).unwrap(), false)
+            .await,
         Err(DomainError::NameTaken { .. }) | Err(DomainError::AlreadyActive(_))
     ));
     d.destroy(&name("tmp"), false).await.unwrap();
-    assert!(matches!(d.lookup(&name("tmp")), Err(DomainError::NotFound(_))));
+    assert!(matches!(
+        d.lookup(&name("tmp")),
+        Err(DomainError::NotFound(_))
+    ));
 }
 
 #[tokio::test]
@@ -150,7 +183,10 @@ async fn duplicate_names_and_uuids_are_refused() {
              <memory>1024</memory><vcpu>1</vcpu><os><type>hvm</type></os></domain>";
     d.define(parse_domain(a).unwrap()).await.unwrap();
     // Same name, other UUID.
-    let err = d.define(parse_domain(&web_xml("a")).unwrap()).await.unwrap_err();
+    let err = d
+        .define(parse_domain(&web_xml("a")).unwrap())
+        .await
+        .unwrap_err();
     assert!(matches!(err, DomainError::NameTaken { .. }), "{err}");
     // Same UUID, other name.
     let b = a.replace("<name>a</name>", "<name>b</name>");
@@ -170,7 +206,9 @@ async fn duplicate_names_and_uuids_are_refused() {
 async fn vcpus_follow_libvirt_flag_semantics() {
     let w = world().await;
     let d = &w.driver;
-    d.define(parse_domain(&web_xml("web")).unwrap()).await.unwrap();
+    d.define(parse_domain(&web_xml("web")).unwrap())
+        .await
+        .unwrap();
     let config = VcpuFlags {
         impact: Impact {
             live: false,
@@ -240,11 +278,18 @@ async fn vcpus_follow_libvirt_flag_semantics() {
 async fn memory_follows_libvirt_flag_semantics() {
     let w = world().await;
     let d = &w.driver;
-    d.define(parse_domain(&web_xml("web")).unwrap()).await.unwrap();
+    d.define(parse_domain(&web_xml("web")).unwrap())
+        .await
+        .unwrap();
     let current = MemoryFlags::default();
-    d.set_memory(&name("web"), 256 * 1024, current).await.unwrap();
+    d.set_memory(&name("web"), 256 * 1024, current)
+        .await
+        .unwrap();
     let info = d.info(&name("web")).unwrap();
-    assert_eq!((info.max_memory_kib, info.memory_kib), (512 * 1024, 256 * 1024));
+    assert_eq!(
+        (info.max_memory_kib, info.memory_kib),
+        (512 * 1024, 256 * 1024)
+    );
     assert!(matches!(
         d.set_memory(&name("web"), 1024 * 1024, current).await,
         Err(DomainError::InvalidArg(_))
@@ -253,17 +298,24 @@ async fn memory_follows_libvirt_flag_semantics() {
         maximum: true,
         ..current
     };
-    d.set_memory(&name("web"), 1024 * 1024, maximum).await.unwrap();
+    d.set_memory(&name("web"), 1024 * 1024, maximum)
+        .await
+        .unwrap();
     assert_eq!(d.info(&name("web")).unwrap().max_memory_kib, 1024 * 1024);
     d.start(&name("web"), false).await.unwrap();
-    expect_invalid(d.set_memory(&name("web"), 2048 * 1024, maximum).await, "active domain");
+    expect_invalid(
+        d.set_memory(&name("web"), 2048 * 1024, maximum).await,
+        "active domain",
+    );
 }
 
 #[tokio::test]
 async fn xml_flags_choose_live_or_inactive() {
     let w = world().await;
     let d = &w.driver;
-    d.define(parse_domain(&web_xml("web")).unwrap()).await.unwrap();
+    d.define(parse_domain(&web_xml("web")).unwrap())
+        .await
+        .unwrap();
     d.start(&name("web"), false).await.unwrap();
     let config = VcpuFlags {
         impact: Impact {
@@ -295,7 +347,9 @@ async fn events_report_each_change_in_order() {
     let w = world().await;
     let d = &w.driver;
     let start = d.events().last_sequence();
-    d.define(parse_domain(&web_xml("web")).unwrap()).await.unwrap();
+    d.define(parse_domain(&web_xml("web")).unwrap())
+        .await
+        .unwrap();
     d.start(&name("web"), false).await.unwrap();
     d.suspend(&name("web")).await.unwrap();
     d.resume(&name("web")).await.unwrap();
@@ -329,24 +383,37 @@ async fn events_report_each_change_in_order() {
 async fn state_survives_a_reopen_and_the_default_world_is_not_reseeded() {
     let w = world().await;
     let d = &w.driver;
-    d.define(parse_domain(&web_xml("web")).unwrap()).await.unwrap();
+    d.define(parse_domain(&web_xml("web")).unwrap())
+        .await
+        .unwrap();
     d.start(&name("web"), false).await.unwrap();
     d.suspend(&name("web")).await.unwrap();
     d.set_autostart(&name("web"), true).await.unwrap();
-    d.create(parse_domain(&web_xml("tmp")).unwrap(), false).await.unwrap();
+    d.create(parse_domain(&web_xml("tmp")).unwrap(), false)
+        .await
+        .unwrap();
     d.destroy(&name("test"), false).await.unwrap();
     d.undefine(&name("test")).await.unwrap();
     let before_epoch = d.events().last_sequence() >> 32;
 
     let again = TestDriver::open(&w.config).await.unwrap();
     let web = again.lookup(&name("web")).unwrap();
-    assert_eq!((web.state, web.persistent, web.autostart), (State::Paused, true, true));
+    assert_eq!(
+        (web.state, web.persistent, web.autostart),
+        (State::Paused, true, true)
+    );
     let tmp = again.lookup(&name("tmp")).unwrap();
     assert_eq!((tmp.state, tmp.persistent), (State::Running, false));
-    assert!(again.lookup(&name("test")).is_err(), "default world is seeded only once");
+    assert!(
+        again.lookup(&name("test")).is_err(),
+        "default world is seeded only once"
+    );
     assert!(again.events().last_sequence() >> 32 > before_epoch);
     // ids keep rising: a new start does not reuse a running domain's id
-    again.create(parse_domain(&web_xml("new")).unwrap(), false).await.unwrap();
+    again
+        .create(parse_domain(&web_xml("new")).unwrap(), false)
+        .await
+        .unwrap();
     let new = again.lookup(&name("new")).unwrap();
     assert!(new.id > tmp.id && new.id > web.id);
 }

@@ -61,7 +61,10 @@ impl Stack {
         ]
         .iter()
         .map(|(user, role, token)| {
-            format!("{user} {role} sha256:{}\n", hex::encode(Sha256::digest(token)))
+            format!(
+                "{user} {role} sha256:{}\n",
+                hex::encode(Sha256::digest(token))
+            )
         })
         .collect::<String>();
         std::fs::write(dir.path().join("tokens"), tokens).expect("tokens file");
@@ -137,7 +140,11 @@ impl Stack {
             assert!(
                 Instant::now() < deadline,
                 "{name} did not become healthy; log:\n{}",
-                self.read_log(if name.contains("gateway") { "gateway" } else { "domaind" })
+                self.read_log(if name.contains("gateway") {
+                    "gateway"
+                } else {
+                    "domaind"
+                })
             );
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -169,18 +176,30 @@ impl Stack {
         self.virtctl_with_stdin(token, args, None)
     }
 
-    pub fn virtctl_with_stdin(&self, token: Option<&str>, args: &[&str], stdin: Option<&str>) -> Output {
+    pub fn virtctl_with_stdin(
+        &self,
+        token: Option<&str>,
+        args: &[&str],
+        stdin: Option<&str>,
+    ) -> Output {
         let mut command = Command::new(binary("virtctl"));
         command
             .env_remove("VIRTPLANE_SERVER")
             .env_remove("VIRTPLANE_TOKEN")
-            .env("VIRTCTL_CONFIG", self.dir.path().join("no-virtctl-config.yaml"))
+            .env(
+                "VIRTCTL_CONFIG",
+                self.dir.path().join("no-virtctl-config.yaml"),
+            )
             .arg("--server")
             .arg(format!("unix:{}", self.gateway_sock.display()))
             .arg("--token")
             .arg(token.unwrap_or(""))
             .args(args)
-            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = command.spawn().expect("spawn virtctl");
@@ -230,7 +249,10 @@ impl Stack {
 
 impl Drop for Stack {
     fn drop(&mut self) {
-        for child in [self.gateway.take(), self.domaind.take()].into_iter().flatten() {
+        for child in [self.gateway.take(), self.domaind.take()]
+            .into_iter()
+            .flatten()
+        {
             stop(child);
         }
     }

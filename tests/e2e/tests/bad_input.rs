@@ -11,9 +11,16 @@ fn refused(stack: &Stack, xml: &str, words: &[&str]) {
     let file = stack.file("bad.xml", xml);
     let stderr = stack.fails(Some(ADMIN_TOKEN), &["define", &file]);
     for word in words {
-        assert!(stderr.contains(word), "error {stderr:?} does not mention {word:?}");
+        assert!(
+            stderr.contains(word),
+            "error {stderr:?} does not mention {word:?}"
+        );
     }
-    assert_eq!(world(stack), before, "a refused define changed the domain list");
+    assert_eq!(
+        world(stack),
+        before,
+        "a refused define changed the domain list"
+    );
 }
 
 #[test]
@@ -44,8 +51,16 @@ fn bad_documents_are_refused_with_reasons() {
         &domain_xml("u").replace("<name>u</name>", "<name>u</name><uuid>not-a-uuid</uuid>"),
         &["uuid", "not-a-uuid"],
     );
-    refused(&stack, &domain_xml("v").replace(">1</vcpu>", ">zero</vcpu>"), &["vcpu", "zero"]);
-    refused(&stack, &domain_xml("m").replace("unit='MiB'", "unit='XB'"), &["memory", "XB"]);
+    refused(
+        &stack,
+        &domain_xml("v").replace(">1</vcpu>", ">zero</vcpu>"),
+        &["vcpu", "zero"],
+    );
+    refused(
+        &stack,
+        &domain_xml("m").replace("unit='MiB'", "unit='XB'"),
+        &["memory", "XB"],
+    );
 }
 
 #[test]
@@ -60,12 +75,26 @@ fn duplicates_and_unknown_domains_are_refused() {
     let first = stack.file("first.xml", &with_uuid("first"));
     stack.ok(&["define", &first]);
     // Same UUID, other name.
-    refused(&stack, &with_uuid("second"), &["first", "0a1b2c3d-0000-4000-8000-000000000001"]);
+    refused(
+        &stack,
+        &with_uuid("second"),
+        &["first", "0a1b2c3d-0000-4000-8000-000000000001"],
+    );
     // Same name, other UUID ("test" is the default domain).
-    refused(&stack, &domain_xml("test").replace("</name>", "</name><uuid>0a1b2c3d-0000-4000-8000-000000000002</uuid>"), &["test", "already exists"]);
+    refused(
+        &stack,
+        &domain_xml("test").replace(
+            "</name>",
+            "</name><uuid>0a1b2c3d-0000-4000-8000-000000000002</uuid>",
+        ),
+        &["test", "already exists"],
+    );
     let before = world(&stack);
     let stderr = stack.fails(Some(ADMIN_TOKEN), &["start", "nosuch"]);
-    assert!(stderr.contains("nosuch") && stderr.contains("not found"), "{stderr}");
+    assert!(
+        stderr.contains("nosuch") && stderr.contains("not found"),
+        "{stderr}"
+    );
     let stderr = stack.fails(Some(ADMIN_TOKEN), &["undefine", "nosuch"]);
     assert!(stderr.contains("not found"), "{stderr}");
     assert_eq!(world(&stack), before);

@@ -17,8 +17,18 @@ fn viewer_reads_but_changes_nothing() {
     let stack = Stack::start();
     let list = stack.virtctl(Some(VIEWER_TOKEN), &["list", "--all"]);
     assert!(list.status.success());
-    assert!(stack.virtctl(Some(VIEWER_TOKEN), &["dominfo", "test"]).status.success());
-    assert!(stack.virtctl(Some(VIEWER_TOKEN), &["dumpxml", "test"]).status.success());
+    assert!(
+        stack
+            .virtctl(Some(VIEWER_TOKEN), &["dominfo", "test"])
+            .status
+            .success()
+    );
+    assert!(
+        stack
+            .virtctl(Some(VIEWER_TOKEN), &["dumpxml", "test"])
+            .status
+            .success()
+    );
     for args in [
         &["destroy", "test"][..],
         &["suspend", "test"],
@@ -39,8 +49,18 @@ fn viewer_reads_but_changes_nothing() {
 #[test]
 fn operator_changes_but_no_passthrough() {
     let stack = Stack::start();
-    assert!(stack.virtctl(Some(OPERATOR_TOKEN), &["suspend", "test"]).status.success());
-    assert!(stack.virtctl(Some(OPERATOR_TOKEN), &["resume", "test"]).status.success());
+    assert!(
+        stack
+            .virtctl(Some(OPERATOR_TOKEN), &["suspend", "test"])
+            .status
+            .success()
+    );
+    assert!(
+        stack
+            .virtctl(Some(OPERATOR_TOKEN), &["resume", "test"])
+            .status
+            .success()
+    );
     let xml = "<domain type='test' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>\
                <name>raw</name><memory>65536</memory><vcpu>1</vcpu><os><type>hvm</type></os>\
                <qemu:commandline><qemu:arg value='-S'/></qemu:commandline></domain>";

@@ -7,7 +7,9 @@ use virtplane_e2e::{Stack, domain_xml};
 use virtplane_proto::v1 as pb;
 use virtplane_proto::v1::domain_service_client::DomainServiceClient;
 
-async fn all_xml(client: &mut DomainServiceClient<tonic::transport::Channel>) -> Vec<(String, String, i32)> {
+async fn all_xml(
+    client: &mut DomainServiceClient<tonic::transport::Channel>,
+) -> Vec<(String, String, i32)> {
     let list = client
         .list(pb::ListDomainsRequest::default())
         .await
@@ -66,7 +68,10 @@ async fn two_hundred_domains_survive_kill_dash_nine() {
     let mut client = DomainServiceClient::new(connect_channel(&addr));
     let after = all_xml(&mut client).await;
     assert_eq!(after.len(), before.len());
-    assert_eq!(after, before, "every domain, its config and its state came back intact");
+    assert_eq!(
+        after, before,
+        "every domain, its config and its state came back intact"
+    );
     let running = after
         .iter()
         .filter(|(_, _, state)| *state == pb::DomainState::Running as i32)

@@ -8,7 +8,10 @@ use std::process::{Command, Output};
 use virtplane_e2e::{bin_dir, binary, domain_xml};
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repo root")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("repo root")
 }
 
 fn script(name: &str, state_dir: &Path, extra: &[&str]) -> Output {
@@ -72,35 +75,76 @@ fn up_again_down() {
     let _down = Down(state_dir.clone());
 
     let up = script("up.sh", &state_dir, &["--driver", "test", "--detach"]);
-    assert!(up.status.success(), "up.sh failed:\n{}\n{}", String::from_utf8_lossy(&up.stdout), String::from_utf8_lossy(&up.stderr));
+    assert!(
+        up.status.success(),
+        "up.sh failed:\n{}\n{}",
+        String::from_utf8_lossy(&up.stdout),
+        String::from_utf8_lossy(&up.stderr)
+    );
     let env = env_file(&state_dir);
     let names: Vec<&str> = env.iter().map(|(n, _)| n.as_str()).collect();
-    assert_eq!(names, ["VIRTPLANE_SERVER", "VIRTPLANE_TOKEN", "VIRTPLANE_OPERATOR_TOKEN", "VIRTPLANE_VIEWER_TOKEN"]);
+    assert_eq!(
+        names,
+        [
+            "VIRTPLANE_SERVER",
+            "VIRTPLANE_TOKEN",
+            "VIRTPLANE_OPERATOR_TOKEN",
+            "VIRTPLANE_VIEWER_TOKEN"
+        ]
+    );
     let list = virtctl(&env, "VIRTPLANE_TOKEN", &["list", "--all"]);
-    assert!(String::from_utf8_lossy(&list.stdout).contains("test"), "{list:?}");
+    assert!(
+        String::from_utf8_lossy(&list.stdout).contains("test"),
+        "{list:?}"
+    );
     let file = dir.path().join("kept.xml");
     std::fs::write(&file, domain_xml("kept")).expect("xml");
-    assert!(virtctl(&env, "VIRTPLANE_TOKEN", &["define", file.to_str().expect("utf-8")]).status.success());
+    assert!(
+        virtctl(
+            &env,
+            "VIRTPLANE_TOKEN",
+            &["define", file.to_str().expect("utf-8")]
+        )
+        .status
+        .success()
+    );
     let viewer = virtctl(&env, "VIRTPLANE_VIEWER_TOKEN", &["start", "kept"]);
     assert!(!viewer.status.success());
 
     // Again: nothing restarted, same tokens and addresses.
     let domaind = pid(&state_dir, "virtplane-domaind");
     let again = script("up.sh", &state_dir, &["--detach"]);
-    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
     assert_eq!(pid(&state_dir, "virtplane-domaind"), domaind);
     assert_eq!(env_file(&state_dir), env);
 
     // A killed service comes back with its state.
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(domaind), nix::sys::signal::Signal::SIGKILL).expect("kill");
-    while std::fs::read_to_string(format!("/proc/{domaind}/stat")).is_ok_and(|s| !s.contains(") Z ")) {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(domaind),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill");
+    while std::fs::read_to_string(format!("/proc/{domaind}/stat"))
+        .is_ok_and(|s| !s.contains(") Z "))
+    {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     let revived = script("up.sh", &state_dir, &["--detach"]);
-    assert!(revived.status.success(), "{}", String::from_utf8_lossy(&revived.stderr));
+    assert!(
+        revived.status.success(),
+        "{}",
+        String::from_utf8_lossy(&revived.stderr)
+    );
     assert_ne!(pid(&state_dir, "virtplane-domaind"), domaind);
     let list = virtctl(&env, "VIRTPLANE_TOKEN", &["list", "--all"]);
-    assert!(String::from_utf8_lossy(&list.stdout).contains("kept"), "{list:?}");
+    assert!(
+        String::from_utf8_lossy(&list.stdout).contains("kept"),
+        "{list:?}"
+    );
 
     let down = script("down.sh", &state_dir, &[]);
     assert!(down.status.success());

@@ -40,7 +40,9 @@ pub fn power_mode(mode: i32) -> Result<PowerMode> {
         Ok(pb::PowerMode::Default) => Ok(PowerMode::Default),
         Ok(pb::PowerMode::Acpi) => Ok(PowerMode::Acpi),
         Ok(pb::PowerMode::Agent) => Ok(PowerMode::Agent),
-        Err(_) => Err(DomainError::InvalidArg(format!("unknown power mode {mode}"))),
+        Err(_) => Err(DomainError::InvalidArg(format!(
+            "unknown power mode {mode}"
+        ))),
     }
 }
 
@@ -199,10 +201,12 @@ pub fn event(event: Event) -> pb::DomainEvent {
     } = event;
     let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
     let body = match body {
-        EventBody::Lifecycle(kind, detail) => pb::domain_event::Body::Lifecycle(pb::LifecycleEvent {
-            r#type: lifecycle(kind).into(),
-            detail: detail.to_owned(),
-        }),
+        EventBody::Lifecycle(kind, detail) => {
+            pb::domain_event::Body::Lifecycle(pb::LifecycleEvent {
+                r#type: lifecycle(kind).into(),
+                detail: detail.to_owned(),
+            })
+        }
         EventBody::ConfigChanged(what) => {
             pb::domain_event::Body::ConfigChanged(pb::ConfigChangedEvent {
                 what: what.to_owned(),
@@ -230,7 +234,10 @@ mod tests {
         let by_name = pb::DomainRef {
             id: Some(pb::domain_ref::Id::Name("web".into())),
         };
-        assert_eq!(domain_ref(Some(by_name)).unwrap(), DomainRef::Name("web".into()));
+        assert_eq!(
+            domain_ref(Some(by_name)).unwrap(),
+            DomainRef::Name("web".into())
+        );
         assert!(domain_ref(None).is_err());
         let bad_uuid = pb::DomainRef {
             id: Some(pb::domain_ref::Id::Uuid("not-a-uuid".into())),

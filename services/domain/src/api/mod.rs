@@ -70,7 +70,10 @@ fn require_write_for_agent(caller: &Caller, mode: PowerMode) -> Result<(), Statu
 
 #[tonic::async_trait]
 impl DomainService for DomainApi {
-    async fn define(&self, request: Request<pb::DefineDomainRequest>) -> Reply<pb::DefineDomainResponse> {
+    async fn define(
+        &self,
+        request: Request<pb::DefineDomainRequest>,
+    ) -> Reply<pb::DefineDomainResponse> {
         let caller = Caller::from_metadata(request.metadata());
         let pb::DefineDomainRequest { xml } = request.into_inner();
         let def = parse_for(&caller, &xml)?;
@@ -81,13 +84,19 @@ impl DomainService for DomainApi {
         }))
     }
 
-    async fn undefine(&self, request: Request<pb::UndefineDomainRequest>) -> Reply<pb::UndefineDomainResponse> {
+    async fn undefine(
+        &self,
+        request: Request<pb::UndefineDomainRequest>,
+    ) -> Reply<pb::UndefineDomainResponse> {
         let pb::UndefineDomainRequest { domain } = request.into_inner();
         self.driver.undefine(&convert::domain_ref(domain)?).await?;
         Ok(Response::new(pb::UndefineDomainResponse {}))
     }
 
-    async fn create(&self, request: Request<pb::CreateDomainRequest>) -> Reply<pb::CreateDomainResponse> {
+    async fn create(
+        &self,
+        request: Request<pb::CreateDomainRequest>,
+    ) -> Reply<pb::CreateDomainResponse> {
         let caller = Caller::from_metadata(request.metadata());
         let pb::CreateDomainRequest { xml, paused } = request.into_inner();
         let def = parse_for(&caller, &xml)?;
@@ -97,7 +106,10 @@ impl DomainService for DomainApi {
         }))
     }
 
-    async fn lookup(&self, request: Request<pb::LookupDomainRequest>) -> Reply<pb::LookupDomainResponse> {
+    async fn lookup(
+        &self,
+        request: Request<pb::LookupDomainRequest>,
+    ) -> Reply<pb::LookupDomainResponse> {
         let pb::LookupDomainRequest { domain } = request.into_inner();
         let summary = self.driver.lookup(&convert::domain_ref(domain)?)?;
         Ok(Response::new(pb::LookupDomainResponse {
@@ -105,7 +117,10 @@ impl DomainService for DomainApi {
         }))
     }
 
-    async fn list(&self, request: Request<pb::ListDomainsRequest>) -> Reply<pb::ListDomainsResponse> {
+    async fn list(
+        &self,
+        request: Request<pb::ListDomainsRequest>,
+    ) -> Reply<pb::ListDomainsResponse> {
         let request = request.into_inner();
         let filter = convert::list_filter(&request);
         let after = request.page_token.as_str();
@@ -119,8 +134,11 @@ impl DomainService for DomainApi {
             .list(&filter)
             .into_iter()
             .filter(|summary| after.is_empty() || summary.name.as_str() > after);
-        let domains: Vec<pb::DomainSummary> =
-            matching.by_ref().take(limit).map(convert::summary).collect();
+        let domains: Vec<pb::DomainSummary> = matching
+            .by_ref()
+            .take(limit)
+            .map(convert::summary)
+            .collect();
         let next_page_token = match (matching.next(), domains.last()) {
             (Some(_), Some(last)) => last.name.clone(),
             _ => String::new(),
@@ -131,57 +149,90 @@ impl DomainService for DomainApi {
         }))
     }
 
-    async fn start(&self, request: Request<pb::StartDomainRequest>) -> Reply<pb::StartDomainResponse> {
+    async fn start(
+        &self,
+        request: Request<pb::StartDomainRequest>,
+    ) -> Reply<pb::StartDomainResponse> {
         let pb::StartDomainRequest { domain, paused } = request.into_inner();
-        let summary = self.driver.start(&convert::domain_ref(domain)?, paused).await?;
+        let summary = self
+            .driver
+            .start(&convert::domain_ref(domain)?, paused)
+            .await?;
         Ok(Response::new(pb::StartDomainResponse {
             domain: Some(convert::summary(summary)),
         }))
     }
 
-    async fn shutdown(&self, request: Request<pb::ShutdownDomainRequest>) -> Reply<pb::ShutdownDomainResponse> {
+    async fn shutdown(
+        &self,
+        request: Request<pb::ShutdownDomainRequest>,
+    ) -> Reply<pb::ShutdownDomainResponse> {
         let caller = Caller::from_metadata(request.metadata());
         let pb::ShutdownDomainRequest { domain, mode } = request.into_inner();
         let mode = convert::power_mode(mode)?;
         require_write_for_agent(&caller, mode)?;
-        self.driver.shutdown(&convert::domain_ref(domain)?, mode).await?;
+        self.driver
+            .shutdown(&convert::domain_ref(domain)?, mode)
+            .await?;
         Ok(Response::new(pb::ShutdownDomainResponse {}))
     }
 
-    async fn destroy(&self, request: Request<pb::DestroyDomainRequest>) -> Reply<pb::DestroyDomainResponse> {
+    async fn destroy(
+        &self,
+        request: Request<pb::DestroyDomainRequest>,
+    ) -> Reply<pb::DestroyDomainResponse> {
         let pb::DestroyDomainRequest { domain, graceful } = request.into_inner();
-        self.driver.destroy(&convert::domain_ref(domain)?, graceful).await?;
+        self.driver
+            .destroy(&convert::domain_ref(domain)?, graceful)
+            .await?;
         Ok(Response::new(pb::DestroyDomainResponse {}))
     }
 
-    async fn reboot(&self, request: Request<pb::RebootDomainRequest>) -> Reply<pb::RebootDomainResponse> {
+    async fn reboot(
+        &self,
+        request: Request<pb::RebootDomainRequest>,
+    ) -> Reply<pb::RebootDomainResponse> {
         let caller = Caller::from_metadata(request.metadata());
         let pb::RebootDomainRequest { domain, mode } = request.into_inner();
         let mode = convert::power_mode(mode)?;
         require_write_for_agent(&caller, mode)?;
-        self.driver.reboot(&convert::domain_ref(domain)?, mode).await?;
+        self.driver
+            .reboot(&convert::domain_ref(domain)?, mode)
+            .await?;
         Ok(Response::new(pb::RebootDomainResponse {}))
     }
 
-    async fn reset(&self, request: Request<pb::ResetDomainRequest>) -> Reply<pb::ResetDomainResponse> {
+    async fn reset(
+        &self,
+        request: Request<pb::ResetDomainRequest>,
+    ) -> Reply<pb::ResetDomainResponse> {
         let pb::ResetDomainRequest { domain } = request.into_inner();
         self.driver.reset(&convert::domain_ref(domain)?).await?;
         Ok(Response::new(pb::ResetDomainResponse {}))
     }
 
-    async fn suspend(&self, request: Request<pb::SuspendDomainRequest>) -> Reply<pb::SuspendDomainResponse> {
+    async fn suspend(
+        &self,
+        request: Request<pb::SuspendDomainRequest>,
+    ) -> Reply<pb::SuspendDomainResponse> {
         let pb::SuspendDomainRequest { domain } = request.into_inner();
         self.driver.suspend(&convert::domain_ref(domain)?).await?;
         Ok(Response::new(pb::SuspendDomainResponse {}))
     }
 
-    async fn resume(&self, request: Request<pb::ResumeDomainRequest>) -> Reply<pb::ResumeDomainResponse> {
+    async fn resume(
+        &self,
+        request: Request<pb::ResumeDomainRequest>,
+    ) -> Reply<pb::ResumeDomainResponse> {
         let pb::ResumeDomainRequest { domain } = request.into_inner();
         self.driver.resume(&convert::domain_ref(domain)?).await?;
         Ok(Response::new(pb::ResumeDomainResponse {}))
     }
 
-    async fn get_xml(&self, request: Request<pb::GetDomainXmlRequest>) -> Reply<pb::GetDomainXmlResponse> {
+    async fn get_xml(
+        &self,
+        request: Request<pb::GetDomainXmlRequest>,
+    ) -> Reply<pb::GetDomainXmlResponse> {
         let caller = Caller::from_metadata(request.metadata());
         let pb::GetDomainXmlRequest {
             domain,
@@ -189,7 +240,10 @@ impl DomainService for DomainApi {
             secure,
         } = request.into_inner();
         if secure {
-            caller.require("domain:read_secure", "for the secure flag (--security-info)")?;
+            caller.require(
+                "domain:read_secure",
+                "for the secure flag (--security-info)",
+            )?;
         }
         let xml = self
             .driver
@@ -197,13 +251,19 @@ impl DomainService for DomainApi {
         Ok(Response::new(pb::GetDomainXmlResponse { xml }))
     }
 
-    async fn get_info(&self, request: Request<pb::GetDomainInfoRequest>) -> Reply<pb::GetDomainInfoResponse> {
+    async fn get_info(
+        &self,
+        request: Request<pb::GetDomainInfoRequest>,
+    ) -> Reply<pb::GetDomainInfoResponse> {
         let pb::GetDomainInfoRequest { domain } = request.into_inner();
         let info = self.driver.info(&convert::domain_ref(domain)?)?;
         Ok(Response::new(convert::info(info)))
     }
 
-    async fn set_vcpus(&self, request: Request<pb::SetVcpusRequest>) -> Reply<pb::SetVcpusResponse> {
+    async fn set_vcpus(
+        &self,
+        request: Request<pb::SetVcpusRequest>,
+    ) -> Reply<pb::SetVcpusResponse> {
         let caller = Caller::from_metadata(request.metadata());
         let pb::SetVcpusRequest {
             domain,
@@ -226,7 +286,10 @@ impl DomainService for DomainApi {
         Ok(Response::new(pb::SetVcpusResponse {}))
     }
 
-    async fn get_vcpu_count(&self, request: Request<pb::GetVcpuCountRequest>) -> Reply<pb::GetVcpuCountResponse> {
+    async fn get_vcpu_count(
+        &self,
+        request: Request<pb::GetVcpuCountRequest>,
+    ) -> Reply<pb::GetVcpuCountResponse> {
         let caller = Caller::from_metadata(request.metadata());
         let pb::GetVcpuCountRequest {
             domain,
@@ -243,11 +306,16 @@ impl DomainService for DomainApi {
             guest,
             hotpluggable: false,
         };
-        let count = self.driver.vcpu_count(&convert::domain_ref(domain)?, flags)?;
+        let count = self
+            .driver
+            .vcpu_count(&convert::domain_ref(domain)?, flags)?;
         Ok(Response::new(pb::GetVcpuCountResponse { count }))
     }
 
-    async fn set_memory(&self, request: Request<pb::SetMemoryRequest>) -> Reply<pb::SetMemoryResponse> {
+    async fn set_memory(
+        &self,
+        request: Request<pb::SetMemoryRequest>,
+    ) -> Reply<pb::SetMemoryResponse> {
         let caller = Caller::from_metadata(request.metadata());
         let pb::SetMemoryRequest {
             domain,
@@ -266,7 +334,10 @@ impl DomainService for DomainApi {
         Ok(Response::new(pb::SetMemoryResponse {}))
     }
 
-    async fn set_autostart(&self, request: Request<pb::SetAutostartRequest>) -> Reply<pb::SetAutostartResponse> {
+    async fn set_autostart(
+        &self,
+        request: Request<pb::SetAutostartRequest>,
+    ) -> Reply<pb::SetAutostartResponse> {
         let pb::SetAutostartRequest { domain, autostart } = request.into_inner();
         self.driver
             .set_autostart(&convert::domain_ref(domain)?, autostart)
@@ -276,7 +347,10 @@ impl DomainService for DomainApi {
 
     type WatchEventsStream = Pin<Box<dyn Stream<Item = Result<pb::DomainEvent, Status>> + Send>>;
 
-    async fn watch_events(&self, request: Request<pb::WatchRequest>) -> Reply<Self::WatchEventsStream> {
+    async fn watch_events(
+        &self,
+        request: Request<pb::WatchRequest>,
+    ) -> Reply<Self::WatchEventsStream> {
         let pb::WatchRequest { after_sequence } = request.into_inner();
         let events = self
             .driver
@@ -290,7 +364,10 @@ impl DomainService for DomainApi {
 
 #[tonic::async_trait]
 impl HostService for DomainApi {
-    async fn get_version(&self, _request: Request<pb::GetVersionRequest>) -> Reply<pb::GetVersionResponse> {
+    async fn get_version(
+        &self,
+        _request: Request<pb::GetVersionRequest>,
+    ) -> Reply<pb::GetVersionResponse> {
         let versions = self.driver.versions();
         Ok(Response::new(pb::GetVersionResponse {
             service_version: self.service_version.to_owned(),
@@ -301,7 +378,10 @@ impl HostService for DomainApi {
         }))
     }
 
-    async fn get_node_info(&self, _request: Request<pb::GetNodeInfoRequest>) -> Reply<pb::GetNodeInfoResponse> {
+    async fn get_node_info(
+        &self,
+        _request: Request<pb::GetNodeInfoRequest>,
+    ) -> Reply<pb::GetNodeInfoResponse> {
         let info = self.driver.node_info().await?;
         Ok(Response::new(convert::node_info(info)))
     }

@@ -33,7 +33,11 @@ mod tests {
     fn each_error_has_its_code_and_reason() {
         use tonic::Code;
         let cases = [
-            (DomainError::NotFound("name 'x'".into()), Code::NotFound, "DOMAIN_NOT_FOUND"),
+            (
+                DomainError::NotFound("name 'x'".into()),
+                Code::NotFound,
+                "DOMAIN_NOT_FOUND",
+            ),
             (
                 DomainError::NameTaken {
                     name: "a".into(),
@@ -50,9 +54,21 @@ mod tests {
                 Code::AlreadyExists,
                 "DOMAIN_EXISTS",
             ),
-            (DomainError::AlreadyActive("a".into()), Code::FailedPrecondition, "DOMAIN_ACTIVE"),
-            (DomainError::InvalidArg("x".into()), Code::InvalidArgument, "INVALID_ARGUMENT"),
-            (DomainError::not_running("web"), Code::FailedPrecondition, "OPERATION_INVALID"),
+            (
+                DomainError::AlreadyActive("a".into()),
+                Code::FailedPrecondition,
+                "DOMAIN_ACTIVE",
+            ),
+            (
+                DomainError::InvalidArg("x".into()),
+                Code::InvalidArgument,
+                "INVALID_ARGUMENT",
+            ),
+            (
+                DomainError::not_running("web"),
+                Code::FailedPrecondition,
+                "OPERATION_INVALID",
+            ),
             (
                 DomainError::Unsupported {
                     driver: "test",
@@ -61,20 +77,35 @@ mod tests {
                 Code::Unimplemented,
                 "UNSUPPORTED",
             ),
-            (DomainError::PermissionDenied("x".into()), Code::PermissionDenied, "PERMISSION_DENIED"),
             (
-                DomainError::storage("write", std::path::Path::new("/x"), std::io::Error::other("disk full")),
+                DomainError::PermissionDenied("x".into()),
+                Code::PermissionDenied,
+                "PERMISSION_DENIED",
+            ),
+            (
+                DomainError::storage(
+                    "write",
+                    std::path::Path::new("/x"),
+                    std::io::Error::other("disk full"),
+                ),
                 Code::Internal,
                 "STORAGE_FAILED",
             ),
-            (DomainError::Internal("x".into()), Code::Internal, "INTERNAL"),
+            (
+                DomainError::Internal("x".into()),
+                Code::Internal,
+                "INTERNAL",
+            ),
         ];
         for (error, code, reason) in cases {
             let message = error.to_string();
             let status = tonic::Status::from(error);
             assert_eq!(status.code(), code, "{message}");
             assert_eq!(status.message(), message);
-            assert_eq!(virtplane_common::status::reason(&status).as_deref(), Some(reason));
+            assert_eq!(
+                virtplane_common::status::reason(&status).as_deref(),
+                Some(reason)
+            );
         }
         let status = tonic::Status::from(DomainError::not_running("web"));
         assert_eq!(status.message(), "domain 'web' is not running");

@@ -9,11 +9,11 @@ use std::sync::Arc;
 use virtplane_common::events::EventHub;
 
 use crate::error::{DomainError, Result};
-use crate::xml::DomainDef;
 use crate::model::{
     DomainRef, Event, Info, ListFilter, MemoryFlags, NodeInfo, PowerMode, Summary, VcpuFlags,
     Versions, XmlFlags,
 };
+use crate::xml::DomainDef;
 
 pub mod test;
 mod test_status;

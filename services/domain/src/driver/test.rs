@@ -90,7 +90,11 @@ impl TestDriver {
                     None
                 }
             };
-            let live = match status.as_ref().map(|s| parse_domain(&s.live_xml)).transpose() {
+            let live = match status
+                .as_ref()
+                .map(|s| parse_domain(&s.live_xml))
+                .transpose()
+            {
                 Ok(live) => live.map(Arc::new),
                 Err(error) => {
                     tracing::error!(domain = %stored.name, %error, "cannot read live XML; treating it as shut off");
@@ -176,7 +180,12 @@ impl TestDriver {
     }
 
     /// Writes what changed between `old` and the outcome, then makes it visible.
-    async fn commit(&self, object: &Arc<DomainObj>, old: &Snapshot, outcome: Outcome) -> Result<()> {
+    async fn commit(
+        &self,
+        object: &Arc<DomainObj>,
+        old: &Snapshot,
+        outcome: Outcome,
+    ) -> Result<()> {
         let store = self.store.clone();
         let name = old.def.name.clone();
         let uuid = old.def.uuid.clone();
@@ -275,7 +284,12 @@ impl TestDriver {
     }
 
     /// The snapshot of a domain that starts now from `old` (live def = persistent def).
-    fn started(&self, old: &Snapshot, live: Arc<DomainDef>, paused: bool) -> (Snapshot, Vec<EventBody>) {
+    fn started(
+        &self,
+        old: &Snapshot,
+        live: Arc<DomainDef>,
+        paused: bool,
+    ) -> (Snapshot, Vec<EventBody>) {
         let mut next = old.clone();
         next.next_def = old.persistent.then(|| old.def.clone());
         next.def = live;
@@ -390,7 +404,10 @@ impl DomainDriver for TestDriver {
                     next.visible = true;
                     let summary = next.summary();
                     let events = vec![EventBody::Lifecycle(Lifecycle::Defined, "added")];
-                    if let Err(error) = self.commit(&object, &old, Outcome::Update(next, events)).await {
+                    if let Err(error) = self
+                        .commit(&object, &old, Outcome::Update(next, events))
+                        .await
+                    {
                         self.domains.remove(&object);
                         return Err(error);
                     }
@@ -413,7 +430,8 @@ impl DomainDriver for TestDriver {
                     next.visible = true;
                     let summary = next.summary();
                     let events = vec![EventBody::Lifecycle(Lifecycle::Defined, detail)];
-                    self.commit(&object, &old, Outcome::Update(next, events)).await?;
+                    self.commit(&object, &old, Outcome::Update(next, events))
+                        .await?;
                     return Ok((summary, true));
                 }
             }
@@ -450,7 +468,10 @@ impl DomainDriver for TestDriver {
                     let old = object.snapshot();
                     let (next, events) = self.started(&old, def.clone(), paused);
                     let summary = next.summary();
-                    if let Err(error) = self.commit(&object, &old, Outcome::Update(next, events)).await {
+                    if let Err(error) = self
+                        .commit(&object, &old, Outcome::Update(next, events))
+                        .await
+                    {
                         self.domains.remove(&object);
                         return Err(error);
                     }
@@ -468,7 +489,8 @@ impl DomainDriver for TestDriver {
                     // An inactive persistent domain runs with the given XML; its config stays.
                     let (next, events) = self.started(&old, def.clone(), paused);
                     let summary = next.summary();
-                    self.commit(&object, &old, Outcome::Update(next, events)).await?;
+                    self.commit(&object, &old, Outcome::Update(next, events))
+                        .await?;
                     return Ok(summary);
                 }
             }
@@ -577,7 +599,10 @@ impl DomainDriver for TestDriver {
     async fn destroy(&self, domain: &DomainRef, _graceful: bool) -> Result<()> {
         self.job(domain, |old| {
             Self::require_active(old)?;
-            Ok((Self::stopped(old, Reason::ShutoffDestroyed, "destroyed"), ()))
+            Ok((
+                Self::stopped(old, Reason::ShutoffDestroyed, "destroyed"),
+                (),
+            ))
         })
         .await
     }
@@ -660,7 +685,10 @@ impl DomainDriver for TestDriver {
             let next = Self::edit(old, targets, |live, config| {
                 impact::set_vcpus(live, config, count, flags, test_world::MAX_VCPUS)
             })?;
-            Ok((Outcome::Update(next, vec![EventBody::ConfigChanged("vcpus")]), ()))
+            Ok((
+                Outcome::Update(next, vec![EventBody::ConfigChanged("vcpus")]),
+                (),
+            ))
         })
         .await
     }
@@ -671,7 +699,10 @@ impl DomainDriver for TestDriver {
             let next = Self::edit(old, targets, |live, config| {
                 impact::set_memory(live, config, kib, flags)
             })?;
-            Ok((Outcome::Update(next, vec![EventBody::ConfigChanged("memory")]), ()))
+            Ok((
+                Outcome::Update(next, vec![EventBody::ConfigChanged("memory")]),
+                (),
+            ))
         })
         .await
     }
@@ -686,7 +717,10 @@ impl DomainDriver for TestDriver {
             }
             let mut next = old.clone();
             next.autostart = autostart;
-            Ok((Outcome::Update(next, vec![EventBody::ConfigChanged("autostart")]), ()))
+            Ok((
+                Outcome::Update(next, vec![EventBody::ConfigChanged("autostart")]),
+                (),
+            ))
         })
         .await
     }

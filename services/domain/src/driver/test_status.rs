@@ -96,8 +96,7 @@ impl Status {
                 "persistent" => status.persistent = val == "yes",
                 "started_ms" => {
                     let ms: u64 = val.parse().map_err(|_| format!("bad start time '{val}'"))?;
-                    status.started_at =
-                        (ms > 0).then(|| UNIX_EPOCH + Duration::from_millis(ms));
+                    status.started_at = (ms > 0).then(|| UNIX_EPOCH + Duration::from_millis(ms));
                 }
                 _ => {}
             }
