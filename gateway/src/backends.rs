@@ -1,0 +1,270 @@
+//! The services behind the gateway: one lazily connected, multiplexed channel per backend
+//! name (`domain`, `network`, `storage`), and health probing of each.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+
+use tonic::transport::Channel;
+use tonic_health::ServingStatus;
+use tonic_health::pb::health_check_response::ServingStatus as WireStatus;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_health::server::HealthReporter;
+use virtplane_common::client::{CONNECT_TIMEOUT, connect_channel};
+use virtplane_common::server::ListenAddr;
+use virtplane_proto::acl::MethodTable;
+
+use crate::error::Error;
+
+/// How often each backend's health is probed, and how long a probe may take.
+pub const PROBE_INTERVAL: Duration = Duration::from_secs(2);
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// `--backend NAME=ADDR`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackendSpec {
+    pub name: String,
+    pub addr: ListenAddr,
+}
+
+impl std::str::FromStr for BackendSpec {
+    type Err = Error;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let bad = || Error::BackendSpec(text.to_owned());
+        let (name, addr) = text.split_once('=').ok_or_else(bad)?;
+        if name.is_empty() {
+            return Err(bad());
+        }
+        Ok(Self {
+            name: name.to_owned(),
+            addr: addr.parse().map_err(|_| bad())?,
+        })
+    }
+}
+
+/// One service daemon the gateway forwards to.
+#[derive(Debug, Clone)]
+pub struct Backend {
+    pub name: String,
+    /// The configured address, for error messages (`unix:/run/virtplane/domain.sock`).
+    pub addr: String,
+    /// A tonic channel, for the gateway's own calls (health probes).
+    pub channel: Channel,
+    /// The proxied calls' HTTP/2 connection (no buffer task between caller and connection).
+    link: Arc<Link>,
+}
+
+impl Backend {
+    /// Sends a request, unchanged but for its scheme and authority, on the shared HTTP/2
+    /// connection (connecting or reconnecting first when needed).
+    pub async fn send(
+        &self,
+        mut parts: http::request::Parts,
+        body: Body,
+    ) -> Result<http::Response<Body>, BoxError> {
+        let mut sender = self.link.sender().await?;
+        let mut uri = std::mem::take(&mut parts.uri).into_parts();
+        uri.scheme = Some(http::uri::Scheme::HTTP);
+        uri.authority = Some(self.link.authority.clone());
+        parts.uri = http::Uri::from_parts(uri)?;
+        let response = sender
+            .send_request(http::Request::from_parts(parts, body))
+            .await?;
+        Ok(response.map(Body::new))
+    }
+}
+
+type Body = tonic::body::Body;
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+type Sender = hyper::client::conn::http2::SendRequest<Body>;
+
+/// One multiplexed HTTP/2 connection to a backend, made on first use and remade after it
+/// closes.
+#[derive(Debug)]
+struct Link {
+    addr: ListenAddr,
+    authority: http::uri::Authority,
+    current: Mutex<Option<Sender>>,
+    connecting: tokio::sync::Mutex<()>,
+}
+
+impl Link {
+    fn new(addr: &ListenAddr) -> Self {
+        let authority = match addr {
+            ListenAddr::Unix(_) => http::uri::Authority::from_static("localhost"),
+            ListenAddr::Tcp(socket) => socket
+                .to_string()
+                .parse()
+                .unwrap_or_else(|_| http::uri::Authority::from_static("localhost")),
+        };
+        Self {
+            addr: addr.clone(),
+            authority,
+            current: Mutex::new(None),
+            connecting: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    fn open_sender(&self) -> Option<Sender> {
+        let current = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        current.as_ref().filter(|s| !s.is_closed()).cloned()
+    }
+
+    async fn sender(&self) -> Result<Sender, std::io::Error> {
+        if let Some(sender) = self.open_sender() {
+            return Ok(sender);
+        }
+        let _one_at_a_time = self.connecting.lock().await;
+        if let Some(sender) = self.open_sender() {
+            return Ok(sender);
+        }
+        let sender = tokio::time::timeout(CONNECT_TIMEOUT, self.connect())
+            .await
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
+        *self.current.lock().unwrap_or_else(|e| e.into_inner()) = Some(sender.clone());
+        Ok(sender)
+    }
+
+    async fn connect(&self) -> Result<Sender, std::io::Error> {
+        match &self.addr {
+            ListenAddr::Unix(path) => handshake(tokio::net::UnixStream::connect(path).await?).await,
+            ListenAddr::Tcp(socket) => {
+                let stream = tokio::net::TcpStream::connect(socket).await?;
+                stream.set_nodelay(true)?;
+                handshake(stream).await
+            }
+        }
+    }
+}
+
+async fn handshake<S>(stream: S) -> Result<Sender, std::io::Error>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, connection) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Duration::from_secs(30))
+        .handshake(TokioIo::new(stream))
+        .await
+        .map_err(std::io::Error::other)?;
+    tokio::spawn(async move {
+        if let Err(err) = connection.await {
+            tracing::debug!(%err, "backend connection closed");
+        }
+    });
+    Ok(sender)
+}
+
+/// Every configured backend by name.
+#[derive(Debug, Clone, Default)]
+pub struct Backends {
+    by_name: HashMap<String, Backend>,
+}
+
+impl Backends {
+    /// Creates (lazy) channels for the configured backends; nothing connects yet. A name
+    /// given twice keeps the last address.
+    pub fn new(specs: &[BackendSpec]) -> Self {
+        let by_name = specs
+            .iter()
+            .map(|spec| {
+                let backend = Backend {
+                    name: spec.name.clone(),
+                    addr: spec.addr.to_string(),
+                    channel: connect_channel(&spec.addr),
+                    link: Arc::new(Link::new(&spec.addr)),
+                };
+                (spec.name.clone(), backend)
+            })
+            .collect();
+        Self { by_name }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Backend> {
+        self.by_name.get(name)
+    }
+
+    /// Probes every backend every [`PROBE_INTERVAL`] and sets the gateway's health status of
+    /// each proto service it serves. Services whose backend is not configured are NOT_SERVING.
+    pub async fn spawn_health_probes(&self, table: &MethodTable, reporter: HealthReporter) {
+        let mut services: HashMap<&str, BTreeSet<String>> = HashMap::new();
+        for method in table.iter() {
+            services
+                .entry(method.backend.as_str())
+                .or_default()
+                .insert(method.service.clone());
+        }
+        for (name, names) in &services {
+            if self.get(name).is_none() {
+                for service in names {
+                    reporter
+                        .set_service_status(service, ServingStatus::NotServing)
+                        .await;
+                }
+            }
+        }
+        for backend in self.by_name.values() {
+            let names: Vec<String> = services
+                .get(backend.name.as_str())
+                .map(|names| names.iter().cloned().collect())
+                .unwrap_or_default();
+            tokio::spawn(probe_loop(backend.clone(), names, reporter.clone()));
+        }
+    }
+}
+
+async fn probe_loop(backend: Backend, services: Vec<String>, reporter: HealthReporter) {
+    let mut client = HealthClient::new(backend.channel.clone());
+    let mut last: Option<bool> = None;
+    let mut ticker = tokio::time::interval(PROBE_INTERVAL);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let mut request = tonic::Request::new(tonic_health::pb::HealthCheckRequest::default());
+        request.set_timeout(PROBE_TIMEOUT);
+        let result = tokio::time::timeout(PROBE_TIMEOUT, client.check(request)).await;
+        let (serving, why) = match result {
+            Ok(Ok(response)) => {
+                let status = response.into_inner().status;
+                let serving = status == WireStatus::Serving as i32;
+                (serving, format!("health status {status}"))
+            }
+            Ok(Err(status)) => (false, status.message().to_owned()),
+            Err(_) => (false, format!("no health answer within {PROBE_TIMEOUT:?}")),
+        };
+        if last != Some(serving) {
+            let status = if serving {
+                tracing::info!(backend = %backend.name, addr = %backend.addr, "backend is serving");
+                ServingStatus::Serving
+            } else {
+                tracing::warn!(backend = %backend.name, addr = %backend.addr, "backend is not serving: {why}");
+                ServingStatus::NotServing
+            };
+            for service in &services {
+                reporter.set_service_status(service, status).await;
+            }
+            last = Some(serving);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_backend_specs() {
+        let spec: BackendSpec = "domain=unix:/run/d.sock".parse().unwrap();
+        assert_eq!(spec.name, "domain");
+        assert_eq!(spec.addr, ListenAddr::Unix("/run/d.sock".into()));
+        let spec: BackendSpec = "network=127.0.0.1:7001".parse().unwrap();
+        assert_eq!(spec.addr.to_string(), "127.0.0.1:7001");
+        for bad in ["domain", "=unix:/x", "domain=nowhere"] {
+            let err = bad.parse::<BackendSpec>().unwrap_err().to_string();
+            assert!(err.contains(bad), "{err}");
+        }
+    }
+}

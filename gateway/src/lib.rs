@@ -1,0 +1,69 @@
+//! virtplane's gateway: the only door for users.
+//!
+//! - [`tokens`]: the tokens file (hashes only), reloaded on SIGHUP.
+//! - [`roles`]: role → permission set.
+//! - [`authz`]: the per-call decision from the proto's declared permissions.
+//! - [`proxy`]: the tower service that authenticates, decides, rewrites identity headers and
+//!   forwards to the owning service.
+//! - [`audit`]: one JSON line per call that changes something.
+//! - [`backends`]: channels to the services and their health probes.
+
+pub mod audit;
+pub mod authz;
+pub mod backends;
+pub mod config;
+pub mod error;
+pub mod proxy;
+pub mod roles;
+pub mod tokens;
+
+use std::sync::Arc;
+
+use tonic::service::Routes;
+use virtplane_common::server::standard_routes;
+use virtplane_proto::acl::MethodTable;
+
+use crate::audit::AuditSink;
+use crate::backends::Backends;
+use crate::config::Cli;
+use crate::error::Error;
+use crate::proxy::{Proxy, Shared};
+use crate::tokens::TokenStore;
+
+/// Builds everything from the command line and serves until SIGTERM/SIGINT.
+pub async fn run(cli: Cli) -> Result<(), Error> {
+    let table = Arc::new(MethodTable::load()?);
+    let tokens_path = cli.tokens.clone().unwrap_or_default();
+    let tokens = Arc::new(TokenStore::open(&tokens_path, table.clone())?);
+    tokens::reload_on_sighup(tokens.clone());
+    let audit = Arc::new(AuditSink::open(cli.audit_log.as_deref())?);
+    let backends = Backends::new(&cli.backends);
+    let (routes, reporter) = standard_routes(&[]).await?;
+    backends.spawn_health_probes(&table, reporter).await;
+    let proxy = Proxy::new(Shared {
+        table,
+        tokens,
+        backends,
+        audit,
+    });
+    let routes = Routes::from(routes.into_axum_router().fallback_service(proxy)).prepare();
+    virtplane_common::server::serve(
+        &cli.listen,
+        routes,
+        cli.socket_mode,
+        virtplane_common::server::shutdown_signal(),
+    )
+    .await?;
+    Ok(())
+}
+
+/// `virtplane-gateway hash-token`: the hash of the token on standard input.
+pub fn hash_token_from(mut input: impl std::io::Read) -> Result<String, Error> {
+    let mut text = String::new();
+    input.read_to_string(&mut text).map_err(Error::Stdin)?;
+    let token = text.trim();
+    if token.is_empty() {
+        return Err(Error::EmptyToken);
+    }
+    Ok(tokens::hash_token(token))
+}

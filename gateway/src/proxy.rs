@@ -1,0 +1,475 @@
+//! The proxy: the tower service behind every path that is not the gateway's own health or
+//! reflection. Per call it authenticates the bearer token, looks the HTTP/2 path up in the
+//! method table, decides from the declared permissions, replaces the identity headers, and
+//! forwards the request bytes unchanged to the owning service over a shared HTTP/2
+//! connection; responses (streams and trailers included) flow back untouched. Calls that
+//! change something are audited with their result.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::{Buf, Bytes, BytesMut};
+use http::{HeaderMap, HeaderValue, Request, Response};
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use http_body_util::BodyExt;
+use tonic::Status;
+use virtplane_common::identity::IDENTITY_HEADERS;
+use virtplane_common::status::with_reason;
+use virtplane_proto::acl::{MethodAcl, MethodTable};
+
+use crate::audit::{AuditEntry, AuditSink, PendingAudit};
+use crate::authz::{Decision, decide, short_method};
+use crate::backends::{Backend, Backends};
+use crate::tokens::{Principal, TokenStore};
+
+/// The deadline given to unary calls that arrive without `grpc-timeout`.
+pub const DEFAULT_UNARY_TIMEOUT: &str = "300S";
+
+/// The largest first message read to find the object key of a mutating call; a larger one is
+/// forwarded without an object in its audit line.
+pub const MAX_INSPECTED_MESSAGE: usize = 4 << 20;
+
+pub const MISSING_TOKEN: &str = "missing bearer token: set VIRTPLANE_TOKEN or pass --token";
+
+type Body = tonic::body::Body;
+
+/// What the proxy needs; shared by every connection.
+#[derive(Debug)]
+pub struct Shared {
+    pub table: Arc<MethodTable>,
+    pub tokens: Arc<TokenStore>,
+    pub backends: Backends,
+    pub audit: Arc<AuditSink>,
+}
+
+/// The tower service; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Proxy {
+    shared: Arc<Shared>,
+}
+
+impl Proxy {
+    pub fn new(shared: Shared) -> Self {
+        Self {
+            shared: Arc::new(shared),
+        }
+    }
+}
+
+impl tower::Service<Request<axum::body::Body>> for Proxy {
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<axum::body::Body>) -> Self::Future {
+        let shared = self.shared.clone();
+        Box::pin(async move { Ok(shared.handle(request).await) })
+    }
+}
+
+impl Shared {
+    async fn handle(&self, request: Request<axum::body::Body>) -> Response<Body> {
+        let (parts, body) = request.into_parts();
+        let principal = match self.authenticate(&parts.headers) {
+            Ok(principal) => principal,
+            Err(status) => return status.into_http(),
+        };
+        let Some(acl) = self.table.get(parts.uri.path()) else {
+            return with_reason(
+                tonic::Code::Unimplemented,
+                format!("unknown method {}", parts.uri.path()),
+                "UNKNOWN_METHOD",
+            )
+            .into_http();
+        };
+        if !acl.is_mutating() {
+            // Reads: no body decoding, no audit, no logging.
+            if let Decision::Deny(message) = decide(acl, &principal.user, principal.role, None) {
+                return denied(message).into_http();
+            }
+            return self.forward(acl, &principal, parts, Body::new(body)).await;
+        }
+        self.handle_mutating(acl, &principal, parts, body).await
+    }
+
+    /// Reads the first request message for the object key, decides, forwards, and audits
+    /// the result.
+    async fn handle_mutating(
+        &self,
+        acl: &MethodAcl,
+        principal: &Principal,
+        parts: http::request::Parts,
+        body: axum::body::Body,
+    ) -> Response<Body> {
+        let mut audit = PendingAudit::new(
+            self.audit.clone(),
+            AuditEntry {
+                user: principal.user.clone(),
+                role: principal.role.as_str(),
+                method: short_method(acl),
+                object: None,
+            },
+        );
+        let (first, body) = match read_first_message(body).await {
+            Ok(read) => read,
+            Err(status) => {
+                audit.finish(status.code(), status.message());
+                return status.into_http();
+            }
+        };
+        let object = first.and_then(|message| match acl.object_key(&message) {
+            Ok(key) => key,
+            Err(err) => {
+                tracing::debug!(method = %acl.path, "no object key: {err}");
+                None
+            }
+        });
+        audit.set_object(object.clone());
+        if let Decision::Deny(message) =
+            decide(acl, &principal.user, principal.role, object.as_ref())
+        {
+            audit.finish(tonic::Code::PermissionDenied, &message);
+            return denied(message).into_http();
+        }
+        let response = self.forward(acl, principal, parts, Body::new(body)).await;
+        if let Some(status) = Status::from_header_map(response.headers()) {
+            // Trailers-only response: the status is already here.
+            audit.finish(status.code(), status.message());
+            return response;
+        }
+        response.map(|body| Body::new(crate::audit::AuditedBody::new(body, audit)))
+    }
+
+    fn authenticate(&self, headers: &HeaderMap) -> Result<Arc<Principal>, Status> {
+        let Some(value) = headers.get(http::header::AUTHORIZATION) else {
+            return Err(with_reason(
+                tonic::Code::Unauthenticated,
+                MISSING_TOKEN,
+                "MISSING_TOKEN",
+            ));
+        };
+        let token = bearer_token(value).ok_or_else(|| {
+            with_reason(
+                tonic::Code::Unauthenticated,
+                "invalid token: the authorization header must be 'Bearer <token>'",
+                "INVALID_TOKEN",
+            )
+        })?;
+        self.tokens.authenticate(token).ok_or_else(|| {
+            with_reason(
+                tonic::Code::Unauthenticated,
+                "invalid token",
+                "INVALID_TOKEN",
+            )
+        })
+    }
+
+    async fn forward(
+        &self,
+        acl: &MethodAcl,
+        principal: &Principal,
+        mut parts: http::request::Parts,
+        body: Body,
+    ) -> Response<Body> {
+        let Some(backend) = self.backends.get(&acl.backend) else {
+            let message = if acl.backend.is_empty() {
+                format!("{} names no backend service", acl.service)
+            } else {
+                format!("no address configured for the {} service", acl.backend)
+            };
+            return with_reason(tonic::Code::Unavailable, message, "BACKEND_NOT_CONFIGURED")
+                .into_http();
+        };
+        let unary = !acl.client_streaming && !acl.server_streaming;
+        prepare_headers(&mut parts.headers, principal, unary);
+        parts.extensions = http::Extensions::new();
+        match backend.send(parts, body).await {
+            Ok(response) => response,
+            Err(err) => unavailable(backend, &*err).into_http(),
+        }
+    }
+}
+
+/// Replaces whatever identity the client claimed with the authenticated one, drops the
+/// bearer token (services never see it), and caps unary calls without a deadline.
+pub fn prepare_headers(headers: &mut HeaderMap, principal: &Principal, unary: bool) {
+    for name in IDENTITY_HEADERS {
+        headers.remove(name);
+    }
+    headers.remove(http::header::AUTHORIZATION);
+    principal.insert_identity(headers);
+    if unary && !headers.contains_key("grpc-timeout") {
+        headers.insert(
+            "grpc-timeout",
+            HeaderValue::from_static(DEFAULT_UNARY_TIMEOUT),
+        );
+    }
+}
+
+/// The token of `Bearer <token>` (scheme case-insensitive).
+fn bearer_token(value: &HeaderValue) -> Option<&str> {
+    let text = value.to_str().ok()?;
+    let (scheme, token) = text.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+fn denied(message: String) -> Status {
+    with_reason(tonic::Code::PermissionDenied, message, "PERMISSION_DENIED")
+}
+
+/// UNAVAILABLE naming the service, its address and the cause, e.g. "domain service
+/// unavailable at unix:/run/domain.sock: connection refused".
+fn unavailable(backend: &Backend, err: &(dyn std::error::Error + 'static)) -> Status {
+    with_reason(
+        tonic::Code::Unavailable,
+        format!(
+            "{} service unavailable at {}: {}",
+            backend.name,
+            backend.addr,
+            connection_cause(err)
+        ),
+        "BACKEND_UNAVAILABLE",
+    )
+}
+
+/// The most telling cause in an error chain: the I/O error if there is one.
+fn connection_cause(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut current = Some(err);
+    let mut deepest = err.to_string();
+    while let Some(error) = current {
+        if let Some(io) = error.downcast_ref::<std::io::Error>() {
+            return match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => "connection refused".into(),
+                std::io::ErrorKind::NotFound => "no such socket (is the service running?)".into(),
+                std::io::ErrorKind::PermissionDenied => "permission denied".into(),
+                std::io::ErrorKind::TimedOut => "connection timed out".into(),
+                _ => io.to_string(),
+            };
+        }
+        deepest = error.to_string();
+        current = error.source();
+    }
+    deepest
+}
+
+/// Reads the request until its first gRPC message is complete. Returns that message (when
+/// it is uncompressed and not too large) and a body that replays everything read, then the
+/// rest of the request.
+async fn read_first_message(
+    mut body: axum::body::Body,
+) -> Result<(Option<Bytes>, PrefixedBody), Status> {
+    let mut buffer = BytesMut::new();
+    let mut trailers = None;
+    let mut ended = false;
+    let message_len = loop {
+        if buffer.len() >= 5 {
+            let len = (&buffer[1..5]).get_u32() as usize;
+            if len > MAX_INSPECTED_MESSAGE || buffer.len() >= 5 + len {
+                break Some(len);
+            }
+        }
+        match body.frame().await {
+            None => {
+                ended = true;
+                break None;
+            }
+            Some(Err(err)) => {
+                return Err(Status::cancelled(format!(
+                    "reading the request failed: {err}"
+                )));
+            }
+            Some(Ok(frame)) => match frame.into_data() {
+                Ok(data) => buffer.extend_from_slice(&data),
+                Err(frame) => {
+                    trailers = frame.into_trailers().ok();
+                    ended = true;
+                    break None;
+                }
+            },
+        }
+    };
+    let prefix = buffer.freeze();
+    let message = message_len
+        .filter(|len| *len <= MAX_INSPECTED_MESSAGE && prefix[0] == 0)
+        .map(|len| prefix.slice(5..5 + len));
+    let message = match (message, ended, prefix.len()) {
+        (Some(message), _, _) => Some(message),
+        // An empty request body is an empty message: "no object named".
+        (None, true, 0) => Some(Bytes::new()),
+        _ => None,
+    };
+    Ok((
+        message,
+        PrefixedBody {
+            prefix: (!prefix.is_empty()).then_some(prefix),
+            rest: (!ended).then_some(body),
+            trailers,
+        },
+    ))
+}
+
+/// Bytes already read from a request, then the rest of it.
+#[derive(Debug)]
+struct PrefixedBody {
+    prefix: Option<Bytes>,
+    rest: Option<axum::body::Body>,
+    trailers: Option<HeaderMap>,
+}
+
+impl HttpBody for PrefixedBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        if let Some(prefix) = self.prefix.take() {
+            return Poll::Ready(Some(Ok(Frame::data(prefix))));
+        }
+        if let Some(rest) = self.rest.as_mut() {
+            return Pin::new(rest).poll_frame(cx);
+        }
+        Poll::Ready(self.trailers.take().map(|t| Ok(Frame::trailers(t))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.prefix.is_none()
+            && self.trailers.is_none()
+            && self.rest.as_ref().is_none_or(HttpBody::is_end_stream)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        let prefix = self.prefix.as_ref().map_or(0, |p| p.len() as u64);
+        match &self.rest {
+            Some(rest) => {
+                let inner = rest.size_hint();
+                let mut hint = SizeHint::new();
+                hint.set_lower(inner.lower() + prefix);
+                if let Some(upper) = inner.upper() {
+                    hint.set_upper(upper + prefix);
+                }
+                hint
+            }
+            None => SizeHint::with_exact(prefix),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use virtplane_common::identity::{PERMISSIONS_HEADER, ROLE_HEADER, USER_HEADER};
+
+    use super::*;
+    use crate::roles::Role;
+
+    fn frame(message: &[u8]) -> Vec<u8> {
+        let mut out = vec![0];
+        out.extend_from_slice(&(message.len() as u32).to_be_bytes());
+        out.extend_from_slice(message);
+        out
+    }
+
+    #[test]
+    fn client_identity_headers_never_reach_a_backend() {
+        let table = MethodTable::load().unwrap();
+        let viewer = Principal::new("ann", Role::Viewer, &table);
+        let mut headers = HeaderMap::new();
+        headers.insert(PERMISSIONS_HEADER, HeaderValue::from_static("*"));
+        headers.append(
+            PERMISSIONS_HEADER,
+            HeaderValue::from_static("domain:passthrough"),
+        );
+        headers.insert(USER_HEADER, HeaderValue::from_static("root"));
+        headers.insert(ROLE_HEADER, HeaderValue::from_static("admin"));
+        headers.insert("authorization", HeaderValue::from_static("Bearer secret"));
+        headers.insert("x-other", HeaderValue::from_static("kept"));
+        prepare_headers(&mut headers, &viewer, true);
+        let permissions: Vec<_> = headers.get_all(PERMISSIONS_HEADER).iter().collect();
+        assert_eq!(permissions.len(), 1);
+        let permissions = permissions[0].to_str().unwrap();
+        assert!(!permissions.contains('*'), "{permissions}");
+        assert!(!permissions.contains("passthrough"), "{permissions}");
+        assert!(permissions.contains("domain:read"), "{permissions}");
+        assert_eq!(headers.get(USER_HEADER).unwrap(), "ann");
+        assert_eq!(headers.get(ROLE_HEADER).unwrap(), "viewer");
+        assert!(
+            headers.get("authorization").is_none(),
+            "the token is not forwarded"
+        );
+        assert_eq!(headers.get("x-other").unwrap(), "kept");
+        assert_eq!(headers.get("grpc-timeout").unwrap(), DEFAULT_UNARY_TIMEOUT);
+    }
+
+    #[test]
+    fn deadlines_pass_through_and_streams_get_none() {
+        let table = MethodTable::load().unwrap();
+        let admin = Principal::new("root", Role::Admin, &table);
+        let mut headers = HeaderMap::new();
+        headers.insert("grpc-timeout", HeaderValue::from_static("5S"));
+        prepare_headers(&mut headers, &admin, true);
+        assert_eq!(headers.get("grpc-timeout").unwrap(), "5S");
+        assert_eq!(headers.get(PERMISSIONS_HEADER).unwrap(), "*");
+        let mut headers = HeaderMap::new();
+        prepare_headers(&mut headers, &admin, false);
+        assert!(headers.get("grpc-timeout").is_none());
+    }
+
+    #[test]
+    fn bearer_tokens() {
+        let value = |text: &'static str| HeaderValue::from_static(text);
+        assert_eq!(bearer_token(&value("Bearer abc")), Some("abc"));
+        assert_eq!(bearer_token(&value("bearer  abc ")), Some("abc"));
+        assert_eq!(bearer_token(&value("Basic abc")), None);
+        assert_eq!(bearer_token(&value("Bearer ")), None);
+        assert_eq!(bearer_token(&value("abc")), None);
+    }
+
+    async fn collect(body: PrefixedBody) -> Bytes {
+        body.collect().await.unwrap().to_bytes()
+    }
+
+    #[tokio::test]
+    async fn the_first_message_is_read_and_replayed() {
+        let mut wire = frame(b"first");
+        wire.extend_from_slice(&frame(b"second"));
+        // Split across frames in awkward places.
+        let chunks: Vec<Result<Frame<Bytes>, Infallible>> = wire
+            .chunks(3)
+            .map(|c| Ok(Frame::data(Bytes::copy_from_slice(c))))
+            .collect();
+        let body =
+            axum::body::Body::new(http_body_util::StreamBody::new(tokio_stream::iter(chunks)));
+        let (message, replay) = read_first_message(body).await.unwrap();
+        assert_eq!(message.as_deref(), Some(&b"first"[..]));
+        assert_eq!(collect(replay).await, Bytes::from(wire));
+    }
+
+    #[tokio::test]
+    async fn empty_and_compressed_requests() {
+        let (message, replay) = read_first_message(axum::body::Body::empty()).await.unwrap();
+        assert_eq!(message.as_deref(), Some(&b""[..]));
+        assert!(replay.is_end_stream());
+        let mut compressed = frame(b"zz");
+        compressed[0] = 1;
+        let (message, replay) = read_first_message(axum::body::Body::from(compressed.clone()))
+            .await
+            .unwrap();
+        assert_eq!(message, None);
+        assert_eq!(collect(replay).await, Bytes::from(compressed));
+    }
+
+    #[test]
+    fn io_causes_are_named() {
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        assert_eq!(connection_cause(&refused), "connection refused");
+    }
+}

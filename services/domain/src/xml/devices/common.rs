@@ -1,0 +1,133 @@
+//! What every device may carry: `<alias>`, `<address>` and the per-device `<boot order>`.
+
+use crate::xml::error::XmlError;
+use crate::xml::extra::{Extra, FmtCtx};
+use crate::xml::scope::Scope;
+use crate::xml::tree::Element;
+use crate::xml::values::positive;
+
+/// `<alias name=…>` and `<address type=…>` of a device.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DeviceInfo {
+    pub alias: Option<String>,
+    pub address: Option<Address>,
+}
+
+/// `<address type='pci' domain=… bus=… slot=… function=…/>` and its many siblings. The
+/// attributes depend on the type, so they are kept as written (all are modelled: the driver
+/// reads the ones it needs).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Address {
+    pub addr_type: String,
+    /// Every attribute but `type`, in order.
+    pub attrs: Vec<(String, String)>,
+    pub extra: Extra,
+}
+
+impl Address {
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.attrs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+impl DeviceInfo {
+    pub(crate) fn parse(s: &mut Scope<'_>) -> Result<Self, XmlError> {
+        let alias = match s.child("alias")? {
+            None => None,
+            Some(mut a) => {
+                let name = a.req_attr("name")?.to_string();
+                s.keep("alias", a.finish());
+                Some(name)
+            }
+        };
+        let address = match s.child("address")? {
+            None => None,
+            Some(mut a) => {
+                let addr_type = a.req_attr("type")?.to_string();
+                let attrs = a
+                    .element()
+                    .attrs
+                    .iter()
+                    .filter(|(k, _)| k != "type")
+                    .cloned()
+                    .collect::<Vec<_>>();
+                for (k, _) in &attrs {
+                    a.attr(k);
+                }
+                Some(Address {
+                    addr_type,
+                    attrs,
+                    extra: a.finish(),
+                })
+            }
+        };
+        Ok(DeviceInfo { alias, address })
+    }
+
+    /// Appends `<alias>` and `<address>` (libvirt writes them last in a device).
+    pub(crate) fn push_to(&self, el: &mut Element, extra: &Extra, ctx: &mut FmtCtx) {
+        if let Some(alias) = &self.alias {
+            let mut a = Element::new("alias");
+            a.set("name", alias.as_str());
+            extra.apply_sub("alias", &mut a, ctx);
+            el.push(a);
+        }
+        if let Some(addr) = &self.address {
+            let mut a = Element::new("address");
+            a.set("type", addr.addr_type.as_str());
+            a.attrs.extend(addr.attrs.iter().cloned());
+            addr.extra.apply(&mut a, ctx);
+            el.push(a);
+        }
+    }
+}
+
+/// Reads a device's `<boot order='N'/>`.
+pub(crate) fn parse_boot_order(s: &mut Scope<'_>) -> Result<Option<u32>, XmlError> {
+    let Some(mut b) = s.child("boot")? else {
+        return Ok(None);
+    };
+    let order = b
+        .attr_parse("order", positive)?
+        .ok_or_else(|| XmlError::missing(b.attr_loc("order")))?;
+    s.keep("boot", b.finish());
+    Ok(Some(order))
+}
+
+/// Appends `<boot order='N'/>`.
+pub(crate) fn push_boot_order(
+    el: &mut Element,
+    order: Option<u32>,
+    extra: &Extra,
+    ctx: &mut FmtCtx,
+) {
+    if let Some(order) = order {
+        let mut b = Element::new("boot");
+        b.set("order", order.to_string());
+        extra.apply_sub("boot", &mut b, ctx);
+        el.push(b);
+    }
+}
+
+/// Appends an empty element with the given attributes (skipping `None`s) when any is set,
+/// re-applying its kept extras. Used for small modelled children like `<model type=…/>`.
+pub(crate) fn push_leaf(
+    el: &mut Element,
+    name: &str,
+    attrs: &[(&str, Option<&str>)],
+    extra: &Extra,
+    ctx: &mut FmtCtx,
+) {
+    if attrs.iter().all(|(_, v)| v.is_none()) {
+        return;
+    }
+    let mut leaf = Element::new(name);
+    for (k, v) in attrs {
+        leaf.set_opt(k, *v);
+    }
+    extra.apply_sub(name, &mut leaf, ctx);
+    el.push(leaf);
+}
