@@ -141,10 +141,11 @@ pub fn set_memory(
                     "cannot set initial memory size greater than the maximum memory size".into(),
                 ));
             }
+            // Without <currentMemory> the balloon was at the old size (libvirt fills
+            // cur_balloon at parse time); it stays there unless the new size is smaller.
+            let current = def.current_memory_kib.unwrap_or(def.memory_kib).min(kib);
             def.memory_kib = kib;
-            if def.current_memory_kib.is_some_and(|current| current > kib) {
-                def.current_memory_kib = Some(kib);
-            }
+            def.current_memory_kib = Some(current);
         }
         return Ok(());
     }
