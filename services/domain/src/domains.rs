@@ -229,3 +229,61 @@ pub fn normalize_uuid(text: &str) -> String {
         .map(|uuid| uuid.hyphenated().to_string())
         .unwrap_or_else(|_| text.to_ascii_lowercase())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::xml::parse_domain;
+
+    fn def(name: &str) -> Arc<DomainDef> {
+        Arc::new(
+            parse_domain(&format!(
+                "<domain type='test'><name>{name}</name><memory>1024</memory><vcpu>1</vcpu>\
+                 <os><type>hvm</type></os></domain>"
+            ))
+            .unwrap(),
+        )
+    }
+
+    #[tokio::test]
+    async fn reads_do_not_wait_behind_a_job() {
+        let list = DomainList::default();
+        let Reserved::New(object, job) = list.reserve(&def("web")).unwrap() else {
+            panic!("new name must be reserved as new");
+        };
+        let mut visible = (*object.snapshot()).clone();
+        visible.visible = true;
+        object.publish(visible);
+        // The job lock is held (as by a long start); lookups and lists still answer at once.
+        assert!(list.find(&DomainRef::Name("web".into())).is_ok());
+        assert_eq!(list.snapshots().len(), 1);
+        assert!(object.job.try_lock().is_err(), "the job is still running");
+        drop(job);
+        assert!(object.job.try_lock().is_ok());
+    }
+
+    #[test]
+    fn reservations_refuse_taken_names_and_uuids() {
+        let list = DomainList::default();
+        let first = def("web");
+        let Reserved::New(_, _job) = list.reserve(&first).unwrap() else {
+            panic!("first reservation is new");
+        };
+        // Not visible until published: lookups do not see a half-defined domain.
+        assert!(list.find(&DomainRef::Name("web".into())).is_err());
+        assert!(matches!(
+            list.reserve(&first).unwrap(),
+            Reserved::Existing(_)
+        ));
+        assert!(matches!(
+            list.reserve(&def("web")),
+            Err(DomainError::NameTaken { .. })
+        ));
+        let mut same_uuid = (*def("other")).clone();
+        same_uuid.uuid = first.uuid.clone();
+        assert!(matches!(
+            list.reserve(&Arc::new(same_uuid)),
+            Err(DomainError::UuidTaken { .. })
+        ));
+    }
+}
