@@ -10,10 +10,45 @@ use std::task::{Context, Poll};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use http::HeaderMap;
 use http_body::{Body as HttpBody, Frame, SizeHint};
-use virtplane_proto::acl::ObjectKey;
+use virtplane_proto::acl::{MethodAcl, ObjectKey, ObjectKind};
 
 use crate::error::Error;
+
+/// Response header (initial metadata) by which a service names the object a call made or
+/// changed when the request has no object-key field (Define, Create: the name is inside the
+/// XML). The services set the same literal.
+pub const OBJECT_HEADER: &str = "x-virtplane-object";
+
+/// The object named by the response's [`OBJECT_HEADER`], of the kind the method's
+/// permissions are about (`domain:write` → domain). `None` when the header is absent or
+/// empty, or the permissions name no object kind.
+pub fn object_from_response(acl: &MethodAcl, headers: &HeaderMap) -> Option<ObjectKey> {
+    let value = headers.get(OBJECT_HEADER)?;
+    // Names may be UTF-8, which `to_str` (visible ASCII only) would refuse.
+    let name = String::from_utf8_lossy(value.as_bytes()).trim().to_owned();
+    if name.is_empty() {
+        return None;
+    }
+    let kind = acl.perms.iter().find_map(|perm| {
+        let (object, _) = perm.split_once(':')?;
+        kind_named(object)
+    })?;
+    Some(ObjectKey { kind, value: name })
+}
+
+/// The inverse of [`ObjectKind::as_str`].
+fn kind_named(word: &str) -> Option<ObjectKind> {
+    [
+        ObjectKind::Domain,
+        ObjectKind::Network,
+        ObjectKind::StoragePool,
+        ObjectKind::StorageVol,
+    ]
+    .into_iter()
+    .find(|kind| kind.as_str() == word)
+}
 
 /// Where audit lines go.
 #[derive(Debug)]
@@ -274,6 +309,28 @@ mod tests {
         assert_eq!(value["code"], "FAILED_PRECONDITION");
         assert_eq!(value["message"], "domain 'web' is running");
         assert_eq!(value["time"], "1970-01-01T00:00:00.000Z");
+    }
+
+    #[test]
+    fn the_response_names_the_object_a_define_made() {
+        let table = virtplane_proto::acl::MethodTable::load().unwrap();
+        let define = table.get("/virtplane.v1.DomainService/Define").unwrap();
+        let mut headers = HeaderMap::new();
+        assert_eq!(object_from_response(define, &headers), None);
+        headers.insert(OBJECT_HEADER, http::HeaderValue::from_static("web"));
+        assert_eq!(
+            object_from_response(define, &headers),
+            Some(ObjectKey {
+                kind: ObjectKind::Domain,
+                value: "web".into(),
+            })
+        );
+        headers.insert(OBJECT_HEADER, http::HeaderValue::from_static(""));
+        assert_eq!(object_from_response(define, &headers), None);
+        // Permissions on no object kind (connect:…): nothing to name.
+        let list = table.get("/virtplane.v1.DomainService/List").unwrap();
+        headers.insert(OBJECT_HEADER, http::HeaderValue::from_static("web"));
+        assert_eq!(object_from_response(list, &headers), None);
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use bytes::Bytes;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 
 use tonic::transport::Channel;
@@ -21,6 +22,9 @@ use crate::error::Error;
 /// How often each backend's health is probed, and how long a probe may take.
 pub const PROBE_INTERVAL: Duration = Duration::from_secs(2);
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The method a new backend connection is proven with (every service serves health).
+const LIVENESS_PATH: &str = "/grpc.health.v1.Health/Check";
 
 /// `--backend NAME=ADDR`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,15 +132,50 @@ impl Link {
         Ok(sender)
     }
 
+    /// Connects, handshakes and proves the peer answers; [`Link::sender`] bounds all of it
+    /// by [`CONNECT_TIMEOUT`].
     async fn connect(&self) -> Result<Sender, std::io::Error> {
-        match &self.addr {
-            ListenAddr::Unix(path) => handshake(tokio::net::UnixStream::connect(path).await?).await,
+        let mut sender = match &self.addr {
+            ListenAddr::Unix(path) => {
+                handshake(tokio::net::UnixStream::connect(path).await?).await?
+            }
             ListenAddr::Tcp(socket) => {
                 let stream = tokio::net::TcpStream::connect(socket).await?;
                 stream.set_nodelay(true)?;
-                handshake(stream).await
+                handshake(stream).await?
             }
-        }
+        };
+        self.prove_alive(&mut sender).await?;
+        Ok(sender)
+    }
+
+    /// Waits for the response headers of a health check on a new connection. The HTTP/2
+    /// handshake only writes the preface, so a backend whose socket accepts but which does
+    /// not run (stopped, wedged) would pass it, and every call on the connection would then
+    /// wait for headers that never come. Proving the peer answers here, under the connect
+    /// timeout, makes that UNAVAILABLE; the calls themselves get no timeout from the gateway,
+    /// so long unary calls and streams are never cut off. Any answer will do (even an error
+    /// status): it shows the service's HTTP/2 server is there.
+    async fn prove_alive(&self, sender: &mut Sender) -> Result<(), std::io::Error> {
+        let uri = http::Uri::builder()
+            .scheme(http::uri::Scheme::HTTP)
+            .authority(self.authority.clone())
+            .path_and_query(LIVENESS_PATH)
+            .build()
+            .map_err(std::io::Error::other)?;
+        // An empty HealthCheckRequest: the overall status.
+        let message = Bytes::from_static(&[0, 0, 0, 0, 0]);
+        let request = http::Request::post(uri)
+            .header(http::header::CONTENT_TYPE, "application/grpc")
+            .header(http::header::TE, "trailers")
+            .body(Body::new(http_body_util::Full::new(message)))
+            .map_err(std::io::Error::other)?;
+        sender.ready().await.map_err(std::io::Error::other)?;
+        sender
+            .send_request(request)
+            .await
+            .map_err(std::io::Error::other)?;
+        Ok(())
     }
 }
 

@@ -10,17 +10,17 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use http::{HeaderMap, HeaderValue, Request, Response};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use http_body_util::BodyExt;
 use tonic::Status;
-use virtplane_common::identity::IDENTITY_HEADERS;
 use virtplane_common::status::with_reason;
 use virtplane_proto::acl::{MethodAcl, MethodTable};
 
-use crate::audit::{AuditEntry, AuditSink, PendingAudit};
+use crate::audit::{AuditEntry, AuditSink, PendingAudit, object_from_response};
 use crate::authz::{Decision, decide, short_method};
 use crate::backends::{Backend, Backends};
 use crate::tokens::{Principal, TokenStore};
@@ -31,6 +31,18 @@ pub const DEFAULT_UNARY_TIMEOUT: &str = "300S";
 /// The largest first message read to find the object key of a mutating call; a larger one is
 /// forwarded without an object in its audit line.
 pub const MAX_INSPECTED_MESSAGE: usize = 4 << 20;
+
+/// How long a mutating call may take to send its first message. The gateway reads it before
+/// deciding, so without a bound a client could hold the call (and its task) open forever by
+/// never sending its body.
+pub const FIRST_MESSAGE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Every request header with this prefix is the gateway's to set: whatever the client sent
+/// under it is dropped, so no future identity header can be forged either.
+pub const GATEWAY_HEADER_PREFIX: &str = "x-virtplane-";
+
+/// Who an audit line names when the caller presented no valid token.
+pub const UNAUTHENTICATED_USER: &str = "-";
 
 pub const MISSING_TOKEN: &str = "missing bearer token: set VIRTPLANE_TOKEN or pass --token";
 
@@ -79,7 +91,10 @@ impl Shared {
         let (parts, body) = request.into_parts();
         let principal = match self.authenticate(&parts.headers) {
             Ok(principal) => principal,
-            Err(status) => return status.into_http(),
+            Err(status) => {
+                self.audit_unauthenticated(parts.uri.path(), &status);
+                return status.into_http();
+            }
         };
         let Some(acl) = self.table.get(parts.uri.path()) else {
             return with_reason(
@@ -97,6 +112,21 @@ impl Shared {
             return self.forward(acl, &principal, parts, Body::new(body)).await;
         }
         self.handle_mutating(acl, &principal, parts, body).await
+    }
+
+    /// Audits a rejected attempt at a mutating call. Nothing of the request is read (its body
+    /// could be anyone's), so the line has no object; reads cost one table lookup.
+    fn audit_unauthenticated(&self, path: &str, status: &Status) {
+        let Some(acl) = self.table.get(path).filter(|acl| acl.is_mutating()) else {
+            return;
+        };
+        let entry = AuditEntry {
+            user: UNAUTHENTICATED_USER.to_owned(),
+            role: UNAUTHENTICATED_USER,
+            method: short_method(acl),
+            object: None,
+        };
+        self.audit.record(&entry, status.code(), status.message());
     }
 
     /// Reads the first request message for the object key, decides, forwards, and audits
@@ -117,7 +147,7 @@ impl Shared {
                 object: None,
             },
         );
-        let (first, body) = match read_first_message(body).await {
+        let (first, body) = match read_first_message(body, FIRST_MESSAGE_TIMEOUT).await {
             Ok(read) => read,
             Err(status) => {
                 audit.finish(status.code(), status.message());
@@ -131,6 +161,7 @@ impl Shared {
                 None
             }
         });
+        let named_by_request = object.is_some();
         audit.set_object(object.clone());
         if let Decision::Deny(message) =
             decide(acl, &principal.user, principal.role, object.as_ref())
@@ -139,6 +170,10 @@ impl Shared {
             return denied(message).into_http();
         }
         let response = self.forward(acl, principal, parts, Body::new(body)).await;
+        if !named_by_request {
+            // Define, Create: the name is inside the XML; the service names what it made.
+            audit.set_object(object_from_response(acl, response.headers()));
+        }
         if let Some(status) = Status::from_header_map(response.headers()) {
             // Trailers-only response: the status is already here.
             audit.finish(status.code(), status.message());
@@ -197,10 +232,17 @@ impl Shared {
     }
 }
 
-/// Replaces whatever identity the client claimed with the authenticated one, drops the
-/// bearer token (services never see it), and caps unary calls without a deadline.
+/// Replaces whatever identity the client claimed (every `x-virtplane-*` header) with the
+/// authenticated one, drops the bearer token (services never see it), and caps unary calls
+/// without a deadline.
 pub fn prepare_headers(headers: &mut HeaderMap, principal: &Principal, unary: bool) {
-    for name in IDENTITY_HEADERS {
+    // Names are stored lowercase, so the prefix test is case-insensitive.
+    let claimed: Vec<http::HeaderName> = headers
+        .keys()
+        .filter(|name| name.as_str().starts_with(GATEWAY_HEADER_PREFIX))
+        .cloned()
+        .collect();
+    for name in claimed {
         headers.remove(name);
     }
     headers.remove(http::header::AUTHORIZATION);
@@ -260,42 +302,28 @@ fn connection_cause(err: &(dyn std::error::Error + 'static)) -> String {
     deepest
 }
 
-/// Reads the request until its first gRPC message is complete. Returns that message (when
-/// it is uncompressed and not too large) and a body that replays everything read, then the
-/// rest of the request.
+/// Reads the request until its first gRPC message is complete, for at most `limit`
+/// (DEADLINE_EXCEEDED after it). Returns that message (when it is uncompressed and not too
+/// large) and a body that replays everything read, then the rest of the request.
 async fn read_first_message(
     mut body: axum::body::Body,
+    limit: Duration,
 ) -> Result<(Option<Bytes>, PrefixedBody), Status> {
     let mut buffer = BytesMut::new();
-    let mut trailers = None;
-    let mut ended = false;
-    let message_len = loop {
-        if buffer.len() >= 5 {
-            let len = (&buffer[1..5]).get_u32() as usize;
-            if len > MAX_INSPECTED_MESSAGE || buffer.len() >= 5 + len {
-                break Some(len);
-            }
-        }
-        match body.frame().await {
-            None => {
-                ended = true;
-                break None;
-            }
-            Some(Err(err)) => {
-                return Err(Status::cancelled(format!(
-                    "reading the request failed: {err}"
-                )));
-            }
-            Some(Ok(frame)) => match frame.into_data() {
-                Ok(data) => buffer.extend_from_slice(&data),
-                Err(frame) => {
-                    trailers = frame.into_trailers().ok();
-                    ended = true;
-                    break None;
-                }
-            },
-        }
-    };
+    let read = tokio::time::timeout(limit, read_until_first_message(&mut body, &mut buffer))
+        .await
+        .map_err(|_| {
+            with_reason(
+                tonic::Code::DeadlineExceeded,
+                format!("the request's first message did not arrive within {limit:?}"),
+                "REQUEST_BODY_TIMEOUT",
+            )
+        })??;
+    let FirstRead {
+        message_len,
+        trailers,
+        ended,
+    } = read;
     let prefix = buffer.freeze();
     let message = message_len
         .filter(|len| *len <= MAX_INSPECTED_MESSAGE && prefix[0] == 0)
@@ -314,6 +342,58 @@ async fn read_first_message(
             trailers,
         },
     ))
+}
+
+/// How far [`read_until_first_message`] got.
+struct FirstRead {
+    /// The first message's length, once its whole header (and body, unless too large) is in.
+    message_len: Option<usize>,
+    trailers: Option<HeaderMap>,
+    /// The request ended before its first message was complete.
+    ended: bool,
+}
+
+/// Reads frames into `buffer` until the first message is complete or the request ends.
+async fn read_until_first_message(
+    body: &mut axum::body::Body,
+    buffer: &mut BytesMut,
+) -> Result<FirstRead, Status> {
+    loop {
+        if buffer.len() >= 5 {
+            let len = (&buffer[1..5]).get_u32() as usize;
+            if len > MAX_INSPECTED_MESSAGE || buffer.len() >= 5 + len {
+                return Ok(FirstRead {
+                    message_len: Some(len),
+                    trailers: None,
+                    ended: false,
+                });
+            }
+        }
+        match body.frame().await {
+            None => {
+                return Ok(FirstRead {
+                    message_len: None,
+                    trailers: None,
+                    ended: true,
+                });
+            }
+            Some(Err(err)) => {
+                return Err(Status::cancelled(format!(
+                    "reading the request failed: {err}"
+                )));
+            }
+            Some(Ok(frame)) => match frame.into_data() {
+                Ok(data) => buffer.extend_from_slice(&data),
+                Err(frame) => {
+                    return Ok(FirstRead {
+                        message_len: None,
+                        trailers: frame.into_trailers().ok(),
+                        ended: true,
+                    });
+                }
+            },
+        }
+    }
 }
 
 /// Bytes already read from a request, then the rest of it.
@@ -392,7 +472,21 @@ mod tests {
         headers.insert(ROLE_HEADER, HeaderValue::from_static("admin"));
         headers.insert("authorization", HeaderValue::from_static("Bearer secret"));
         headers.insert("x-other", HeaderValue::from_static("kept"));
+        // Any name under the gateway's prefix, in any case, known or not.
+        headers.insert("X-Virtplane-Future", HeaderValue::from_static("forged"));
+        headers.append("x-virtplane-object", HeaderValue::from_static("web"));
+        headers.append("x-virtplane-object", HeaderValue::from_static("db"));
         prepare_headers(&mut headers, &viewer, true);
+        let ours: Vec<&str> = headers
+            .keys()
+            .map(http::HeaderName::as_str)
+            .filter(|name| name.starts_with(GATEWAY_HEADER_PREFIX))
+            .collect();
+        assert_eq!(
+            ours.len(),
+            3,
+            "only the gateway's identity headers: {ours:?}"
+        );
         let permissions: Vec<_> = headers.get_all(PERMISSIONS_HEADER).iter().collect();
         assert_eq!(permissions.len(), 1);
         let permissions = permissions[0].to_str().unwrap();
@@ -448,23 +542,51 @@ mod tests {
             .collect();
         let body =
             axum::body::Body::new(http_body_util::StreamBody::new(tokio_stream::iter(chunks)));
-        let (message, replay) = read_first_message(body).await.unwrap();
+        let (message, replay) = read_first_message(body, FIRST_MESSAGE_TIMEOUT)
+            .await
+            .unwrap();
         assert_eq!(message.as_deref(), Some(&b"first"[..]));
         assert_eq!(collect(replay).await, Bytes::from(wire));
     }
 
     #[tokio::test]
     async fn empty_and_compressed_requests() {
-        let (message, replay) = read_first_message(axum::body::Body::empty()).await.unwrap();
+        let (message, replay) =
+            read_first_message(axum::body::Body::empty(), FIRST_MESSAGE_TIMEOUT)
+                .await
+                .unwrap();
         assert_eq!(message.as_deref(), Some(&b""[..]));
         assert!(replay.is_end_stream());
         let mut compressed = frame(b"zz");
         compressed[0] = 1;
-        let (message, replay) = read_first_message(axum::body::Body::from(compressed.clone()))
-            .await
-            .unwrap();
+        let (message, replay) = read_first_message(
+            axum::body::Body::from(compressed.clone()),
+            FIRST_MESSAGE_TIMEOUT,
+        )
+        .await
+        .unwrap();
         assert_eq!(message, None);
         assert_eq!(collect(replay).await, Bytes::from(compressed));
+    }
+
+    #[tokio::test]
+    async fn a_first_message_that_never_comes_times_out() {
+        use tokio_stream::StreamExt;
+
+        // Half a message header, then nothing: the stream never ends.
+        let stalled = tokio_stream::iter(vec![Ok::<_, Infallible>(Frame::data(
+            Bytes::from_static(&[0, 0, 0]),
+        ))])
+        .chain(tokio_stream::pending());
+        let body = axum::body::Body::new(http_body_util::StreamBody::new(stalled));
+        let status = read_first_message(body, Duration::from_millis(10))
+            .await
+            .expect_err("a stalled request body must not be waited for forever");
+        assert_eq!(status.code(), tonic::Code::DeadlineExceeded);
+        assert_eq!(
+            status.message(),
+            "the request's first message did not arrive within 10ms"
+        );
     }
 
     #[test]

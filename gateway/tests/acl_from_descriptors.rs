@@ -23,6 +23,7 @@ use tonic::{Code, Status};
 use virtplane_common::client::connect_channel;
 use virtplane_common::identity::{PERMISSIONS_HEADER, ROLE_HEADER, USER_HEADER};
 use virtplane_common::server::{ListenAddr, serve, standard_routes};
+use virtplane_gateway::audit::OBJECT_HEADER;
 use virtplane_proto::acl::{MethodTable, is_read_only_permission};
 use virtplane_proto::v1;
 
@@ -160,7 +161,9 @@ async fn wait_for_socket(proc: &mut Proc, socket: &Path) {
 
 /// A backend with real health and reflection that answers every other call with one empty
 /// message and OK, echoing the identity headers it saw as `x-seen-*` response headers.
-/// `WatchEvents` streams three messages; `Destroy` fails with FAILED_PRECONDITION in trailers.
+/// `WatchEvents` streams three messages, the bytes 0, 1, 2; `Destroy` fails with
+/// FAILED_PRECONDITION in trailers; `Define` names what it made, domain `fresh`, in the
+/// object response header, as the domain service does.
 struct FakeBackend {
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
@@ -219,6 +222,9 @@ async fn echo(
         .header("x-seen-permissions", seen(PERMISSIONS_HEADER))
         .header("x-seen-authorization", seen("authorization"))
         .header("x-seen-timeout", seen("grpc-timeout"));
+    if path.ends_with("/Define") {
+        response = response.header(OBJECT_HEADER, "fresh");
+    }
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, Infallible>>(4);
     tokio::spawn(async move {
         if path.ends_with("/Destroy") {
@@ -231,8 +237,9 @@ async fn echo(
             return;
         }
         let count = if path.ends_with("/WatchEvents") { 3 } else { 1 };
-        for _ in 0..count {
-            let _ = tx.send(Ok(Frame::data(grpc_frame(&[])))).await;
+        for number in 0..count {
+            let message: &[u8] = if count > 1 { &[number] } else { &[] };
+            let _ = tx.send(Ok(Frame::data(grpc_frame(message)))).await;
             if count > 1 {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
@@ -684,7 +691,6 @@ async fn health_and_reflection_need_no_token() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_streams_flow_through_with_trailers() {
     let setup = setup(&[]).await;
-    let started = Instant::now();
     let answer = call(
         &setup.gateway.channel,
         "/virtplane.v1.DomainService/WatchEvents",
@@ -695,8 +701,9 @@ async fn server_streams_flow_through_with_trailers() {
     )
     .await
     .unwrap();
-    assert_eq!(answer.messages.len(), 3);
-    assert!(started.elapsed() >= Duration::from_millis(100));
+    // Three separate messages, each whole and in order (the fake sends the bytes 0, 1, 2).
+    let messages: Vec<&[u8]> = answer.messages.iter().map(|m| m.as_ref()).collect();
+    assert_eq!(messages, [&[0u8][..], &[1], &[2]]);
     // No deadline was added to a stream by the gateway (the client set its own, 10 s).
     assert_ne!(answer.seen("x-seen-timeout"), "300S");
 }
@@ -714,6 +721,17 @@ async fn changes_are_audited_with_their_object_and_result() {
         "/virtplane.v1.DomainService/Start",
         Some(OPERATOR),
         domain_request_named("web"),
+        false,
+        false,
+    )
+    .await
+    .unwrap();
+    // The request names nothing (the name is in the XML): the service's answer does.
+    call(
+        channel,
+        "/virtplane.v1.DomainService/Define",
+        Some(OPERATOR),
+        Bytes::new(),
         false,
         false,
     )
@@ -744,7 +762,21 @@ async fn changes_are_audited_with_their_object_and_result() {
         status.message(),
         "permission denied: user 'viewer' (role viewer) lacks 'domain:start' for DomainService/Start on domain 'web'"
     );
-    // Reads are not audited.
+    // Attempts without a valid token are audited too, naming no one and no object.
+    for token in [None, Some("not-a-token")] {
+        let status = call(
+            channel,
+            "/virtplane.v1.DomainService/Destroy",
+            token,
+            domain_request_named("web"),
+            false,
+            false,
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(status.code(), Code::Unauthenticated);
+    }
+    // Reads are not audited, with or without a token.
     call(
         channel,
         "/virtplane.v1.DomainService/GetInfo",
@@ -755,6 +787,17 @@ async fn changes_are_audited_with_their_object_and_result() {
     )
     .await
     .unwrap();
+    let status = call(
+        channel,
+        "/virtplane.v1.DomainService/GetInfo",
+        None,
+        domain_request_named("web"),
+        false,
+        false,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated);
 
     let deadline = Instant::now() + Duration::from_secs(5);
     let lines = loop {
@@ -763,12 +806,12 @@ async fn changes_are_audited_with_their_object_and_result() {
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();
-        if lines.len() >= 3 || Instant::now() > deadline {
+        if lines.len() >= 6 || Instant::now() > deadline {
             break lines;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    assert_eq!(lines.len(), 3, "{lines:#?}");
+    assert_eq!(lines.len(), 6, "{lines:#?}");
     let summary: Vec<(String, String, String, String, String)> = lines
         .iter()
         .map(|l| {
@@ -778,41 +821,63 @@ async fn changes_are_audited_with_their_object_and_result() {
                 l["method"].as_str().unwrap().to_owned(),
                 format!(
                     "{}:{}",
-                    l["object_kind"].as_str().unwrap(),
-                    l["object"].as_str().unwrap()
+                    l["object_kind"].as_str().unwrap_or("-"),
+                    l["object"].as_str().unwrap_or("-")
                 ),
                 l["code"].as_str().unwrap().to_owned(),
             )
         })
         .collect();
-    let row = |u: &str, r: &str, m: &str, c: &str| {
+    let row = |u: &str, r: &str, m: &str, o: &str, c: &str| {
         (
             u.to_owned(),
             r.to_owned(),
             m.to_owned(),
-            "domain:web".to_owned(),
+            o.to_owned(),
             c.to_owned(),
         )
     };
     assert_eq!(
         summary,
         vec![
-            row("operator", "operator", "DomainService/Start", "OK"),
+            row(
+                "operator",
+                "operator",
+                "DomainService/Start",
+                "domain:web",
+                "OK"
+            ),
+            row(
+                "operator",
+                "operator",
+                "DomainService/Define",
+                "domain:fresh",
+                "OK"
+            ),
             row(
                 "admin",
                 "admin",
                 "DomainService/Destroy",
+                "domain:web",
                 "FAILED_PRECONDITION"
             ),
             row(
                 "viewer",
                 "viewer",
                 "DomainService/Start",
+                "domain:web",
                 "PERMISSION_DENIED"
             ),
+            row("-", "-", "DomainService/Destroy", "-:-", "UNAUTHENTICATED"),
+            row("-", "-", "DomainService/Destroy", "-:-", "UNAUTHENTICATED"),
         ]
     );
-    assert_eq!(lines[1]["message"], "domain 'web' is not running");
+    assert_eq!(lines[2]["message"], "domain 'web' is not running");
+    assert_eq!(
+        lines[4]["message"],
+        "missing bearer token: set VIRTPLANE_TOKEN or pass --token"
+    );
+    assert_eq!(lines[5]["message"], "invalid token");
     assert!(lines[0]["time"].as_str().unwrap().ends_with('Z'));
 }
 
@@ -905,6 +970,44 @@ async fn a_down_backend_is_unavailable_naming_the_service() {
         status.message(),
         "no address configured for the domain service"
     );
+}
+
+/// A backend whose socket accepts but which never answers (stopped, wedged): the call gets
+/// UNAVAILABLE after the connect timeout instead of waiting forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_backend_is_unavailable_not_a_hang() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("hung.sock");
+    // Bound and listening, but nothing ever accepts or reads: the kernel completes the
+    // connection and buffers the HTTP/2 preface.
+    let _hung = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    let gateway = start_gateway(
+        dir.path(),
+        &[
+            "--backend".into(),
+            format!("domain=unix:{}", socket.display()),
+        ],
+    )
+    .await;
+    let status = call(
+        &gateway.channel,
+        "/virtplane.v1.HostService/GetVersion",
+        Some(VIEWER),
+        Bytes::new(),
+        false,
+        false,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert_eq!(
+        status.message(),
+        format!(
+            "domain service unavailable at unix:{}: connection timed out",
+            socket.display()
+        )
+    );
+    assert_eq!(reason(&status), "BACKEND_UNAVAILABLE");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

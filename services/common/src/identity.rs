@@ -76,13 +76,14 @@ impl Caller {
         }
     }
 
-    /// Reads the forwarded identity; no identity headers means a trusted local peer.
+    /// Reads the forwarded identity; no identity headers means a trusted local peer. A
+    /// permissions header that is present but unreadable grants nothing.
     pub fn from_metadata(metadata: &MetadataMap) -> Self {
-        let Some(permissions) = metadata
-            .get(PERMISSIONS_HEADER)
-            .and_then(|v| v.to_str().ok())
-        else {
+        let Some(header) = metadata.get(PERMISSIONS_HEADER) else {
             return Self::local();
+        };
+        let Ok(permissions) = header.to_str() else {
+            return Self::with_permissions("unknown", "none", std::iter::empty::<String>());
         };
         let text = |name| {
             metadata
@@ -201,6 +202,16 @@ mod tests {
         let back = Caller::from_metadata(&metadata);
         assert!(back.has("domain:start"));
         assert!(!back.has("domain:passthrough"));
+    }
+
+    #[test]
+    fn unreadable_permission_header_grants_nothing() {
+        let mut metadata = MetadataMap::new();
+        metadata.insert(
+            PERMISSIONS_HEADER,
+            tonic::metadata::MetadataValue::try_from(&b"*\xff"[..]).unwrap(),
+        );
+        assert!(!Caller::from_metadata(&metadata).has("domain:read"));
     }
 
     #[test]

@@ -24,8 +24,6 @@ pub enum DomainError {
     /// The driver cannot do this at all (→ UNIMPLEMENTED).
     #[error("unsupported by the {driver} driver: {what}")]
     Unsupported { driver: &'static str, what: String },
-    #[error("permission denied: {0}")]
-    PermissionDenied(String),
     #[error("cannot {action} '{path}': {source}")]
     Storage {
         action: &'static str,

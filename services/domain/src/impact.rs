@@ -51,6 +51,22 @@ pub fn resolve_one(impact: Impact, active: bool, persistent: bool) -> Result<boo
     Ok(resolve(impact, active, persistent)?.live)
 }
 
+/// virDomainSetVcpusFlags' own flag rules (libvirt-domain.c): `maximum` needs `config`,
+/// `guest` excludes it.
+pub fn check_vcpu_flags(flags: VcpuFlags) -> Result<()> {
+    if flags.maximum && !flags.impact.config {
+        return Err(DomainError::InvalidArg(
+            "flag 'config' is required by flag 'maximum'".into(),
+        ));
+    }
+    if flags.guest && flags.impact.config {
+        return Err(DomainError::InvalidArg(
+            "flags 'guest' and 'config' are mutually exclusive".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// virDomainSetVcpusFlags on already-resolved targets. `live` / `config` are the definitions
 /// to change (None when not targeted). `supported_max` is the driver's vCPU limit.
 pub fn set_vcpus(
@@ -77,6 +93,18 @@ pub fn set_vcpus(
             ));
         }
         if let Some(def) = config {
+            if let Some(topology) = def.cpu.as_ref().and_then(|cpu| cpu.topology.as_ref()) {
+                let total = topology.sockets
+                    * topology.dies.unwrap_or(1)
+                    * topology.cores
+                    * topology.threads;
+                if total != count {
+                    return Err(DomainError::InvalidArg(format!(
+                        "CPU topology doesn't match the desired vcpu count: <topology> gives \
+                         {total} vCPUs, not {count}"
+                    )));
+                }
+            }
             // Without `current` every vCPU was online: the old maximum, now capped.
             let current = def.vcpu.current.unwrap_or(def.vcpu.max).min(count);
             def.vcpu.max = count;
@@ -250,6 +278,32 @@ mod tests {
             (vcpu_count(&config, true), vcpu_count(&config, false)),
             (1, 1)
         );
+    }
+
+    #[test]
+    fn flag_rules_and_topology() {
+        let max_without_config = VcpuFlags {
+            maximum: true,
+            ..Default::default()
+        };
+        assert!(check_vcpu_flags(max_without_config).is_err());
+        let guest_with_config = VcpuFlags {
+            guest: true,
+            impact: CONFIG,
+            ..Default::default()
+        };
+        assert!(check_vcpu_flags(guest_with_config).is_err());
+        let mut config = def(
+            "<vcpu>4</vcpu><cpu><topology sockets='1' cores='2' threads='2'/></cpu>",
+            1024,
+        );
+        let max = VcpuFlags {
+            maximum: true,
+            impact: CONFIG,
+            ..Default::default()
+        };
+        let err = set_vcpus(None, Some(&mut config), 6, max, 32).unwrap_err();
+        assert!(err.to_string().contains("topology"), "{err}");
     }
 
     #[test]

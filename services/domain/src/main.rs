@@ -27,6 +27,10 @@ struct Args {
     /// Which driver runs the domains.
     #[arg(long, value_enum, default_value = "test")]
     driver: DriverKind,
+    /// Accept a plain TCP listen address. Without mTLS (not built yet) every peer that can
+    /// reach the port gets full access, so this must be asked for explicitly.
+    #[arg(long)]
+    insecure_tcp: bool,
     /// Unix socket permissions (octal).
     #[arg(long, default_value = "600", value_parser = parse_mode)]
     socket_mode: u32,
@@ -53,7 +57,6 @@ async fn main() -> std::process::ExitCode {
     match run(args).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
-            tracing::error!("{error}");
             eprintln!("virtplane-domaind: {error}");
             std::process::ExitCode::FAILURE
         }
@@ -68,6 +71,16 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     } else {
         args.listen
     };
+    if let Some(tcp) = listen.iter().find(|a| matches!(a, ListenAddr::Tcp(_)))
+        && !args.insecure_tcp
+    {
+        return Err(format!(
+            "refusing to listen on {tcp}: plain TCP gives every peer that reaches it full access \
+             (the service trusts its callers; mTLS is not built yet). Use a unix socket, or pass \
+             --insecure-tcp if the port is private"
+        )
+        .into());
+    }
     let config = DriverConfig {
         state_dir: state_dir.clone(),
         run_dir,

@@ -8,6 +8,10 @@
 //!   again what the user shut down (libvirt's marker file does the same).
 //!
 //! Every write is atomic and durable (virtplane_common::store).
+//!
+//! NAME above is the domain name when it makes a safe file name, else `~` and a hash of it
+//! ([`file_stem`]): names may be up to 256 bytes and start with a dot, file names may not
+//! exceed 255 bytes, and dot files are temp files. The XML inside is the truth for the name.
 
 use std::fs;
 use std::io;
@@ -17,10 +21,26 @@ use virtplane_common::store;
 
 use crate::error::{DomainError, Result};
 
+/// Longest domain name used as a file name as it is.
+const MAX_PLAIN_STEM: usize = 200;
+
+/// The file name (without suffix) that holds a domain's files.
+pub fn file_stem(name: &str) -> String {
+    if name.len() <= MAX_PLAIN_STEM && !name.starts_with('.') && !name.starts_with('~') {
+        return name.to_owned();
+    }
+    use sha2::Digest;
+    format!(
+        "~{}",
+        &hex::encode(sha2::Sha256::digest(name.as_bytes()))[..40]
+    )
+}
+
 /// One domain as found on disk at start-up.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredDomain {
-    pub name: String,
+    /// The file stem the files were found under (see [`file_stem`]).
+    pub stem: String,
     pub config: Option<String>,
     pub autostart: bool,
     pub status: Option<String>,
@@ -52,11 +72,27 @@ impl Store {
     }
 
     fn config_path(&self, name: &str) -> PathBuf {
-        self.config_dir.join(format!("{name}.xml"))
+        self.config_dir.join(format!("{}.xml", file_stem(name)))
     }
 
     fn status_path(&self, name: &str) -> PathBuf {
-        self.status_dir.join(format!("{name}.status"))
+        self.status_dir.join(format!("{}.status", file_stem(name)))
+    }
+
+    /// Moves a config this version cannot load to `STATE/domains/broken/`, so that nothing
+    /// overwrites it and the user can repair it; returns where it went.
+    pub fn quarantine(&self, stem: &str) -> Result<PathBuf> {
+        let broken = self.config_dir.join("broken");
+        fs::create_dir_all(&broken).map_err(|e| DomainError::storage("create", &broken, e))?;
+        let from = self.config_dir.join(format!("{stem}.xml"));
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let to = broken.join(format!("{stem}.xml.{stamp}"));
+        fs::rename(&from, &to).map_err(|e| DomainError::storage("move", &from, e))?;
+        store::sync_dir(&self.config_dir)
+            .map_err(|e| DomainError::storage("sync", &self.config_dir, e))?;
+        Ok(to)
     }
 
     pub fn save_config(&self, name: &str, xml: &str) -> Result<()> {
@@ -72,7 +108,7 @@ impl Store {
     }
 
     pub fn set_autostart(&self, name: &str, on: bool) -> Result<()> {
-        let path = self.autostart_dir.join(name);
+        let path = self.autostart_dir.join(file_stem(name));
         let result = if on {
             store::write_atomic(&path, b"")
         } else {
@@ -88,48 +124,58 @@ impl Store {
     }
 
     pub fn remove_status(&self, name: &str) -> Result<()> {
-        let path = self.status_path(name);
+        self.remove_status_file(&file_stem(name))
+    }
+
+    /// Removes the status file found under `stem` at load time.
+    pub fn remove_status_file(&self, stem: &str) -> Result<()> {
+        let path = self.status_dir.join(format!("{stem}.status"));
         store::remove_durable(&path)
             .map(|_| ())
             .map_err(|e| DomainError::storage("remove", &path, e))
     }
 
-    /// True the first time it is called for this run dir (i.e. after a host boot).
-    pub fn claim_autostart(&self) -> Result<bool> {
+    /// True the first time it is called since the host booted (or for a new run dir): the
+    /// marker `RUN/autostarted` holds the boot id, so autostart runs once per boot and a
+    /// service restart does not start again what the user shut down.
+    pub fn claim_boot(&self) -> Result<bool> {
         let marker = self.run_dir.join("autostarted");
-        if marker.exists() {
+        let boot_id = fs::read_to_string("/proc/sys/kernel/random/boot_id")
+            .unwrap_or_default()
+            .trim()
+            .to_owned();
+        if fs::read_to_string(&marker).is_ok_and(|seen| seen.trim() == boot_id) {
             return Ok(false);
         }
-        store::write_atomic(&marker, b"").map_err(|e| DomainError::storage("write", &marker, e))?;
+        store::write_atomic(&marker, format!("{boot_id}\n").as_bytes())
+            .map_err(|e| DomainError::storage("write", &marker, e))?;
         Ok(true)
     }
 
     /// Every domain with a config or a status file.
     pub fn load_all(&self) -> Result<Vec<StoredDomain>> {
         let mut found = std::collections::BTreeMap::<String, StoredDomain>::new();
-        let entry = |found: &mut std::collections::BTreeMap<String, StoredDomain>, name: &str| {
+        fn entry<'a>(
+            found: &'a mut std::collections::BTreeMap<String, StoredDomain>,
+            stem: &str,
+        ) -> &'a mut StoredDomain {
             found
-                .entry(name.to_owned())
+                .entry(stem.to_owned())
                 .or_insert_with(|| StoredDomain {
-                    name: name.to_owned(),
+                    stem: stem.to_owned(),
                     config: None,
                     autostart: false,
                     status: None,
                 })
-                .clone()
-        };
-        for (name, text) in read_files(&self.config_dir, ".xml")? {
-            let mut domain = entry(&mut found, &name);
-            domain.config = Some(text);
-            found.insert(name, domain);
         }
-        for (name, text) in read_files(&self.status_dir, ".status")? {
-            let mut domain = entry(&mut found, &name);
-            domain.status = Some(text);
-            found.insert(name, domain);
+        for (stem, text) in read_files(&self.config_dir, ".xml")? {
+            entry(&mut found, &stem).config = Some(text);
         }
-        for (name, _) in read_files(&self.autostart_dir, "")? {
-            if let Some(domain) = found.get_mut(&name) {
+        for (stem, text) in read_files(&self.status_dir, ".status")? {
+            entry(&mut found, &stem).status = Some(text);
+        }
+        for (stem, _) in read_files(&self.autostart_dir, "")? {
+            if let Some(domain) = found.get_mut(&stem) {
                 domain.autostart = true;
             }
         }
@@ -177,9 +223,9 @@ mod tests {
             .unwrap();
         let all = store.load_all().unwrap();
         assert_eq!(all.len(), 2);
-        assert_eq!(all[0].name, "tmp");
+        assert_eq!(all[0].stem, "tmp");
         assert!(all[0].config.is_none() && all[0].status.is_some());
-        assert_eq!(all[1].name, "web");
+        assert_eq!(all[1].stem, "web");
         assert!(all[1].autostart && all[1].config.is_some());
         store.remove_config("web").unwrap();
         store.remove_status("tmp").unwrap();
@@ -187,10 +233,44 @@ mod tests {
     }
 
     #[test]
-    fn autostart_is_claimed_once_per_run_dir() {
+    fn long_and_dot_names_get_safe_file_names() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("s"), &dir.path().join("r")).unwrap();
-        assert!(store.claim_autostart().unwrap());
-        assert!(!store.claim_autostart().unwrap());
+        let long = "n".repeat(256);
+        for name in [long.as_str(), ".hidden", "~tilde", ".a.tmp-1-2"] {
+            let stem = file_stem(name);
+            assert!(
+                stem.len() < 100 && !stem.starts_with('.'),
+                "{name} → {stem}"
+            );
+            store.save_config(name, "<domain/>").unwrap();
+            store.set_autostart(name, true).unwrap();
+        }
+        assert_eq!(file_stem("web"), "web");
+        let reopened = Store::open(&dir.path().join("s"), &dir.path().join("r")).unwrap();
+        let all = reopened.load_all().unwrap();
+        assert_eq!(all.len(), 4, "every config survives a reopen: {all:?}");
+        assert!(all.iter().all(|d| d.autostart && d.config.is_some()));
+    }
+
+    #[test]
+    fn broken_configs_are_moved_aside_not_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s"), &dir.path().join("r")).unwrap();
+        store.save_config("bad", "<not-a-domain/>").unwrap();
+        let moved = store.quarantine("bad").unwrap();
+        assert_eq!(fs::read_to_string(moved).unwrap(), "<not-a-domain/>");
+        assert!(store.load_all().unwrap().is_empty());
+    }
+
+    #[test]
+    fn boot_is_claimed_once_per_boot() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s"), &dir.path().join("r")).unwrap();
+        assert!(store.claim_boot().unwrap());
+        assert!(!store.claim_boot().unwrap());
+        // A marker from another boot: this is a new boot.
+        fs::write(dir.path().join("r/autostarted"), "some-other-boot\n").unwrap();
+        assert!(store.claim_boot().unwrap());
     }
 }

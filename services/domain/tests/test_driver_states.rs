@@ -114,7 +114,12 @@ async fn lifecycle_transitions_and_refusals() {
     d.reset(&name("web")).await.unwrap();
     assert_eq!(state(d, "web").0, State::Running);
 
-    d.shutdown(&name("web"), PowerMode::Acpi).await.unwrap();
+    // The test driver takes no shutdown modes, as libvirt's (virCheckFlags(0)).
+    assert!(matches!(
+        d.shutdown(&name("web"), PowerMode::Acpi).await,
+        Err(DomainError::Unsupported { .. })
+    ));
+    d.shutdown(&name("web"), PowerMode::Default).await.unwrap();
     assert_eq!(state(d, "web"), (State::Shutoff, Reason::ShutoffShutdown));
     d.start(&name("web"), true).await.unwrap();
     assert_eq!(state(d, "web"), (State::Paused, Reason::PausedUser));
@@ -236,12 +241,24 @@ async fn vcpus_follow_libvirt_flag_semantics() {
     expect_invalid(d.set_vcpus(&name("web"), 1, live).await, "not running");
     d.start(&name("web"), false).await.unwrap();
     assert_eq!(d.vcpu_count(&name("web"), live).unwrap(), 2);
-    // The maximum of a live domain cannot change.
+    // The maximum of a live domain cannot change; maximum without config is refused outright.
     let live_max = VcpuFlags {
+        maximum: true,
+        impact: Impact {
+            live: true,
+            config: true,
+        },
+        ..Default::default()
+    };
+    expect_invalid(d.set_vcpus(&name("web"), 3, live_max).await, "live domain");
+    let max_without_config = VcpuFlags {
         maximum: true,
         ..live
     };
-    expect_invalid(d.set_vcpus(&name("web"), 3, live_max).await, "live domain");
+    assert!(matches!(
+        d.set_vcpus(&name("web"), 3, max_without_config).await,
+        Err(DomainError::InvalidArg(_))
+    ));
     // Over the maximum is an invalid argument.
     assert!(matches!(
         d.set_vcpus(&name("web"), 5, live).await,
@@ -416,4 +433,135 @@ async fn state_survives_a_reopen_and_the_default_world_is_not_reseeded() {
         .unwrap();
     let new = again.lookup(&name("new")).unwrap();
     assert!(new.id > tmp.id && new.id > web.id);
+}
+
+fn with_actions(name: &str, actions: &str) -> String {
+    web_xml(name).replace("</os>", &format!("</os>{actions}"))
+}
+
+#[tokio::test]
+async fn lifecycle_actions_are_honoured() {
+    let w = world().await;
+    let d = &w.driver;
+    let restart = with_actions("phoenix", "<on_poweroff>restart</on_poweroff>");
+    d.define(parse_domain(&restart).unwrap()).await.unwrap();
+    d.start(&name("phoenix"), false).await.unwrap();
+    d.shutdown(&name("phoenix"), PowerMode::Default)
+        .await
+        .unwrap();
+    assert_eq!(state(d, "phoenix"), (State::Running, Reason::RunningBooted));
+
+    let stop_on_reboot = with_actions("once", "<on_reboot>destroy</on_reboot>");
+    d.define(parse_domain(&stop_on_reboot).unwrap())
+        .await
+        .unwrap();
+    d.start(&name("once"), false).await.unwrap();
+    d.reboot(&name("once"), PowerMode::Default).await.unwrap();
+    assert_eq!(state(d, "once"), (State::Shutoff, Reason::ShutoffShutdown));
+}
+
+#[tokio::test]
+async fn a_paused_domain_can_be_shut_down_and_destroyed() {
+    let w = world().await;
+    let d = &w.driver;
+    d.define(parse_domain(&web_xml("web")).unwrap())
+        .await
+        .unwrap();
+    d.start(&name("web"), true).await.unwrap();
+    d.shutdown(&name("web"), PowerMode::Default).await.unwrap();
+    assert_eq!(state(d, "web").0, State::Shutoff);
+    d.start(&name("web"), true).await.unwrap();
+    d.destroy(&name("web"), false).await.unwrap();
+    assert_eq!(state(d, "web"), (State::Shutoff, Reason::ShutoffDestroyed));
+}
+
+#[tokio::test]
+async fn create_over_an_inactive_persistent_domain_runs_the_new_xml_and_keeps_the_config() {
+    let w = world().await;
+    let d = &w.driver;
+    let (defined, _) = d
+        .define(parse_domain(&web_xml("web")).unwrap())
+        .await
+        .unwrap();
+    let mut bigger = parse_domain(&web_xml("web")).unwrap();
+    bigger.uuid = defined.uuid.clone();
+    bigger.vcpu.max = 2;
+    let created = d.create(bigger, false).await.unwrap();
+    assert!(created.persistent, "it stays persistent");
+    let live = VcpuFlags {
+        impact: Impact {
+            live: true,
+            config: false,
+        },
+        ..Default::default()
+    };
+    let config = VcpuFlags {
+        impact: Impact {
+            live: false,
+            config: true,
+        },
+        ..Default::default()
+    };
+    assert_eq!(d.vcpu_count(&name("web"), live).unwrap(), 2);
+    assert_eq!(d.vcpu_count(&name("web"), config).unwrap(), 1);
+    assert!(matches!(
+        d.create(parse_domain(&web_xml("web")).unwrap(), false)
+            .await,
+        Err(DomainError::NameTaken { .. }) | Err(DomainError::AlreadyActive(_))
+    ));
+    d.destroy(&name("web"), false).await.unwrap();
+    assert_eq!(d.vcpu_count(&name("web"), config).unwrap(), 1);
+}
+
+#[tokio::test]
+async fn unusable_configs_are_moved_aside_on_load() {
+    let w = world().await;
+    w.driver
+        .define(parse_domain(&web_xml("good")).unwrap())
+        .await
+        .unwrap();
+    let domains = w.config.state_dir.join("domains");
+    std::fs::write(
+        domains.join("broken.xml"),
+        "<domain type='test'><name>broken",
+    )
+    .unwrap();
+    std::fs::write(domains.join("liar.xml"), web_xml("someone-else")).unwrap();
+    let again = TestDriver::open(&w.config).await.unwrap();
+    assert!(again.lookup(&name("good")).is_ok());
+    assert!(again.lookup(&name("broken")).is_err());
+    assert!(again.lookup(&name("someone-else")).is_err());
+    let kept: Vec<_> = std::fs::read_dir(domains.join("broken"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        kept.len(),
+        2,
+        "both unusable files are kept for repair: {kept:?}"
+    );
+    // Defining the name again does not overwrite what was set aside.
+    again
+        .define(parse_domain(&web_xml("broken")).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        std::fs::read_dir(domains.join("broken")).unwrap().count(),
+        2
+    );
+}
+
+#[tokio::test]
+async fn names_up_to_256_bytes_and_leading_dots_survive_a_reopen() {
+    let w = world().await;
+    let long = "n".repeat(256);
+    for n in [long.as_str(), ".dotted"] {
+        w.driver
+            .define(parse_domain(&web_xml(n)).unwrap())
+            .await
+            .unwrap();
+    }
+    let again = TestDriver::open(&w.config).await.unwrap();
+    assert!(again.lookup(&name(&long)).is_ok());
+    assert!(again.lookup(&name(".dotted")).is_ok());
 }

@@ -36,16 +36,30 @@ impl DomainApi {
 
 type Reply<T> = Result<Response<T>, Status>;
 
-/// Parses domain XML and enforces the passthrough permission `<qemu:commandline>` needs.
+/// Parses domain XML and enforces the passthrough permission that QEMU-namespace elements
+/// (`<qemu:commandline>`, `<qemu:capabilities>`, ...) need.
 fn parse_for(caller: &Caller, xml: &str) -> Result<DomainDef, Status> {
     let def = parse_domain(xml).map_err(crate::error::DomainError::from)?;
-    if def.has_qemu_commandline() {
+    if def.has_qemu_passthrough() {
         caller.require(
             "domain:passthrough",
-            "to define a domain with <qemu:commandline>",
+            "to define a domain with QEMU passthrough elements (<qemu:commandline>, ...)",
         )?;
     }
     Ok(def)
+}
+
+/// Response header naming the object a call created, for the gateway's audit line when the
+/// request itself has no object-key field (the name is inside the XML).
+pub const OBJECT_HEADER: &str = "x-virtplane-object";
+
+/// A reply that names the domain it is about in [`OBJECT_HEADER`].
+fn naming<T>(name: &str, message: T) -> Response<T> {
+    let mut response = Response::new(message);
+    if let Ok(value) = name.parse() {
+        response.metadata_mut().insert(OBJECT_HEADER, value);
+    }
+    response
 }
 
 /// libvirt's `domain:save:!VIR_DOMAIN_AFFECT_CONFIG|VIR_DOMAIN_AFFECT_LIVE` +
@@ -78,10 +92,14 @@ impl DomainService for DomainApi {
         let pb::DefineDomainRequest { xml } = request.into_inner();
         let def = parse_for(&caller, &xml)?;
         let (summary, updated) = self.driver.define(def).await?;
-        Ok(Response::new(pb::DefineDomainResponse {
-            domain: Some(convert::summary(summary)),
-            updated,
-        }))
+        let name = summary.name.clone();
+        Ok(naming(
+            &name,
+            pb::DefineDomainResponse {
+                domain: Some(convert::summary(summary)),
+                updated,
+            },
+        ))
     }
 
     async fn undefine(
@@ -101,9 +119,13 @@ impl DomainService for DomainApi {
         let pb::CreateDomainRequest { xml, paused } = request.into_inner();
         let def = parse_for(&caller, &xml)?;
         let summary = self.driver.create(def, paused).await?;
-        Ok(Response::new(pb::CreateDomainResponse {
-            domain: Some(convert::summary(summary)),
-        }))
+        let name = summary.name.clone();
+        Ok(naming(
+            &name,
+            pb::CreateDomainResponse {
+                domain: Some(convert::summary(summary)),
+            },
+        ))
     }
 
     async fn lookup(

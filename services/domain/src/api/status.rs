@@ -17,7 +17,6 @@ impl From<DomainError> for tonic::Status {
             DomainError::InvalidArg(_) => (Code::InvalidArgument, "INVALID_ARGUMENT"),
             DomainError::OperationInvalid(_) => (Code::FailedPrecondition, "OPERATION_INVALID"),
             DomainError::Unsupported { .. } => (Code::Unimplemented, "UNSUPPORTED"),
-            DomainError::PermissionDenied(_) => (Code::PermissionDenied, "PERMISSION_DENIED"),
             DomainError::Storage { .. } => (Code::Internal, "STORAGE_FAILED"),
             DomainError::Internal(_) => (Code::Internal, "INTERNAL"),
         };
@@ -78,9 +77,9 @@ mod tests {
                 "UNSUPPORTED",
             ),
             (
-                DomainError::PermissionDenied("x".into()),
-                Code::PermissionDenied,
-                "PERMISSION_DENIED",
+                DomainError::Xml(crate::xml::parse_domain("<nope/>").unwrap_err()),
+                Code::InvalidArgument,
+                "INVALID_XML",
             ),
             (
                 DomainError::storage(

@@ -19,7 +19,7 @@ use crate::model::{
     DomainRef, Event, EventBody, Info, Lifecycle, ListFilter, MemoryFlags, NodeInfo, PowerMode,
     Reason, State, Summary, VcpuFlags, Versions, XmlFlags,
 };
-use crate::persist::Store;
+use crate::persist::{Store, file_stem};
 use crate::xml::{DomainDef, FormatOptions, LifecycleAction, parse_domain};
 
 /// How many events a resuming watcher can catch up on.
@@ -58,38 +58,62 @@ impl TestDriver {
             events: EventHub::new(epoch, RETAINED_EVENTS),
             next_id: AtomicI32::new(1),
         };
-        driver.load()?;
+        let new_boot = driver.store.claim_boot()?;
+        driver.load(new_boot)?;
         let seeded = config.state_dir.join("seeded");
         if !seeded.exists() {
             driver.seed_default_world().await?;
             virtplane_common::store::write_atomic(&seeded, b"")
                 .map_err(|e| DomainError::storage("write", &seeded, e))?;
         }
-        if driver.store.claim_autostart()? {
+        if new_boot {
             driver.autostart().await;
         }
         Ok(driver)
     }
 
-    /// Reads every stored domain. A file that cannot be read is reported and left in place:
-    /// nothing the user wrote is deleted because this version cannot parse it.
-    fn load(&self) -> Result<()> {
+    /// Reads every stored domain. A config that cannot be used (unparsable, stored under
+    /// another name's file, or repeating another's UUID) is moved to `domains/broken/` and
+    /// reported: nothing the user wrote is deleted or later overwritten. After a host reboot
+    /// (`new_boot`) the simulated guests are gone, as real ones would be: runtime status is
+    /// dropped, transient domains vanish and persistent ones are shut off.
+    fn load(&self, new_boot: bool) -> Result<()> {
         let mut max_id = 0;
         for stored in self.store.load_all()? {
+            let stem = stored.stem.clone();
             let config = match stored.config.as_deref().map(parse_domain).transpose() {
                 Ok(config) => config.map(Arc::new),
                 Err(error) => {
-                    tracing::error!(domain = %stored.name, %error, "cannot load domain config; left in place");
+                    self.set_aside(&stem, &error.to_string());
                     continue;
                 }
             };
-            let status = match stored.status.as_deref().map(Status::decode).transpose() {
+            if let Some(def) = &config {
+                if file_stem(&def.name) != stem {
+                    self.set_aside(&stem, &format!("it names domain '{}'", def.name));
+                    continue;
+                }
+                if self
+                    .domains
+                    .find(&DomainRef::Uuid(def.uuid.clone()))
+                    .is_ok()
+                {
+                    self.set_aside(&stem, &format!("uuid {} is already used", def.uuid));
+                    continue;
+                }
+            }
+            let mut status = match stored.status.as_deref().map(Status::decode).transpose() {
                 Ok(status) => status,
                 Err(error) => {
-                    tracing::error!(domain = %stored.name, %error, "cannot read domain status; treating it as shut off");
+                    tracing::error!(domain = %stem, %error, "cannot read domain status; treating it as shut off");
                     None
                 }
             };
+            if new_boot && status.take().is_some() {
+                let name = config.as_ref().map_or(stem.as_str(), |d| d.name.as_str());
+                tracing::info!(domain = %name, "host rebooted since the domain ran: it is shut off");
+                self.store.remove_status_file(&stem)?;
+            }
             let live = match status
                 .as_ref()
                 .map(|s| parse_domain(&s.live_xml))
@@ -97,7 +121,7 @@ impl TestDriver {
             {
                 Ok(live) => live.map(Arc::new),
                 Err(error) => {
-                    tracing::error!(domain = %stored.name, %error, "cannot read live XML; treating it as shut off");
+                    tracing::error!(domain = %stem, %error, "cannot read live XML; treating it as shut off");
                     None
                 }
             };
@@ -135,6 +159,17 @@ impl TestDriver {
         }
         self.next_id.store(max_id + 1, Ordering::Relaxed);
         Ok(())
+    }
+
+    fn set_aside(&self, stem: &str, why: &str) {
+        match self.store.quarantine(stem) {
+            Ok(path) => {
+                tracing::error!(file = %path.display(), "domain config cannot be loaded ({why}); moved aside for repair")
+            }
+            Err(error) => {
+                tracing::error!(%error, "domain config {stem} cannot be loaded ({why}) nor moved aside")
+            }
+        }
     }
 
     async fn seed_default_world(&self) -> Result<()> {
@@ -202,7 +237,8 @@ impl TestDriver {
                     }
                     Ok(())
                 })
-                .await?;
+                .await
+                .inspect_err(|_| self.restore(old))?;
                 self.domains.remove(object);
                 self.announce(&name, &uuid, events);
             }
@@ -224,6 +260,7 @@ impl TestDriver {
                         || old.state != next.state
                         || old.reason != next.reason
                         || old.persistent != next.persistent
+                        || old.started_at != next.started_at
                         || !Arc::ptr_eq(&old.def, &next.def);
                     changed.then(|| {
                         Status {
@@ -259,12 +296,43 @@ impl TestDriver {
                     }
                     Ok(())
                 })
-                .await?;
+                .await
+                .inspect_err(|_| self.restore(old))?;
                 object.publish(next);
                 self.announce(&name, &uuid, events);
             }
         }
         Ok(())
+    }
+
+    /// After a failed commit, puts the files back as `old` had them (best effort, logged),
+    /// so disk and memory agree and a restart does not resurrect a change that was refused.
+    fn restore(&self, old: &Snapshot) {
+        let name = &old.def.name;
+        let result = (|| {
+            match old.persistent_def().filter(|_| old.visible) {
+                Some(def) => self.store.save_config(name, &secure_xml(def))?,
+                None => self.store.remove_config(name)?,
+            }
+            self.store
+                .set_autostart(name, old.autostart && old.persistent)?;
+            if old.is_active() {
+                let status = Status {
+                    state: old.state,
+                    reason: old.reason,
+                    id: old.id,
+                    persistent: old.persistent,
+                    started_at: old.started_at,
+                    live_xml: secure_xml(&old.def),
+                };
+                self.store.save_status(name, &status.encode())
+            } else {
+                self.store.remove_status(name)
+            }
+        })();
+        if let Err(error) = result {
+            tracing::error!(domain = %name, %error, "could not restore the files of a failed change");
+        }
     }
 
     fn announce(&self, name: &str, uuid: &str, events: Vec<EventBody>) {
@@ -345,6 +413,13 @@ impl TestDriver {
             None
         };
         apply(live.as_mut(), config.as_mut())?;
+        for def in [&live, &config].into_iter().flatten() {
+            def.validate().map_err(|e| {
+                DomainError::InvalidArg(format!(
+                    "the change would make the definition invalid: {e}"
+                ))
+            })?;
+        }
         let mut next = old.clone();
         if let Some(live) = live {
             next.def = Arc::new(live);
@@ -578,7 +653,14 @@ impl DomainDriver for TestDriver {
         .await
     }
 
-    async fn shutdown(&self, domain: &DomainRef, _mode: PowerMode) -> Result<()> {
+    async fn shutdown(&self, domain: &DomainRef, mode: PowerMode) -> Result<()> {
+        // libvirt's test driver takes no shutdown flags (virCheckFlags(0)).
+        if mode != PowerMode::Default {
+            return Err(DomainError::Unsupported {
+                driver: DRIVER,
+                what: "choosing a shutdown mode (acpi, agent) needs the qemu driver".into(),
+            });
+        }
         self.job(domain, |old| {
             Self::require_active(old)?;
             // The simulated guest honours on_poweroff at once; restart keeps it running.
@@ -674,10 +756,17 @@ impl DomainDriver for TestDriver {
     }
 
     async fn set_vcpus(&self, domain: &DomainRef, count: u32, flags: VcpuFlags) -> Result<()> {
+        impact::check_vcpu_flags(flags)?;
         if flags.guest {
             return Err(DomainError::Unsupported {
                 driver: DRIVER,
                 what: "setting vCPUs inside the guest needs the qemu driver's guest agent".into(),
+            });
+        }
+        if flags.hotpluggable {
+            return Err(DomainError::Unsupported {
+                driver: DRIVER,
+                what: "hotpluggable vCPUs need the qemu driver".into(),
             });
         }
         self.job(domain, |old| {

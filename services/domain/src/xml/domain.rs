@@ -198,6 +198,34 @@ impl DomainDef {
         self.qemu_commandline.is_some()
     }
 
+    /// Whether the definition uses any top-level QEMU-namespace element
+    /// (`<qemu:commandline>`, `<qemu:capabilities>`, `<qemu:override>`, ...): raw hypervisor
+    /// passthrough, which needs the `domain:passthrough` permission. The unmodelled ones live
+    /// in `extra`; the root's own `xmlns:qemu` declaration of [`QEMU_NS`] is implied by the
+    /// model, other bindings are kept in `extra.attrs`.
+    pub fn has_qemu_passthrough(&self) -> bool {
+        if self.qemu_commandline.is_some() {
+            return true;
+        }
+        let root = Element {
+            name: "domain".into(),
+            attrs: self.extra.attrs.clone(),
+            children: Vec::new(),
+        };
+        self.extra.nodes.iter().any(|(_, node)| match node {
+            Node::Element(el) => {
+                let implied_qemu = el.name.starts_with("qemu:")
+                    && !self
+                        .extra
+                        .attrs
+                        .iter()
+                        .any(|(k, v)| k == "xmlns:qemu" && v != QEMU_NS);
+                implied_qemu || in_qemu_ns(el, &[&root])
+            }
+            _ => false,
+        })
+    }
+
     /// Memory at boot: `<currentMemory>`, or `<memory>` when absent.
     pub fn effective_current_memory_kib(&self) -> u64 {
         self.current_memory_kib.unwrap_or(self.memory_kib)

@@ -204,3 +204,42 @@ fn effective_values() {
     assert_eq!(def.effective_current_memory_kib(), 512);
     assert_eq!(def.vcpu.effective_current(), 1);
 }
+
+#[test]
+fn any_qemu_namespace_element_is_passthrough() {
+    let base = |extra: &str, ns: &str| {
+        format!(
+            "<domain type='kvm' {ns}><name>vm</name><memory>1024</memory><vcpu>1</vcpu>\
+             <os><type>hvm</type></os>{extra}</domain>"
+        )
+    };
+    let qemu = "xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'";
+    let caps = "<qemu:capabilities><qemu:add capability='blockdev'/></qemu:capabilities>";
+    assert!(
+        parse_domain(&base(caps, qemu))
+            .unwrap()
+            .has_qemu_passthrough()
+    );
+    let other_prefix = "<q:override><q:device alias='x'/></q:override>";
+    let q = "xmlns:q='http://libvirt.org/schemas/domain/qemu/1.0'";
+    assert!(
+        parse_domain(&base(other_prefix, q))
+            .unwrap()
+            .has_qemu_passthrough()
+    );
+    let cmdline = "<qemu:commandline><qemu:arg value='-S'/></qemu:commandline>";
+    assert!(
+        parse_domain(&base(cmdline, qemu))
+            .unwrap()
+            .has_qemu_passthrough()
+    );
+    // Someone else's namespace is not passthrough, even with a qemu-looking name.
+    let foreign = "<x:capabilities/>";
+    let x = "xmlns:x='http://example.org/ns'";
+    assert!(
+        !parse_domain(&base(foreign, x))
+            .unwrap()
+            .has_qemu_passthrough()
+    );
+    assert!(!parse_domain(&base("", "")).unwrap().has_qemu_passthrough());
+}
