@@ -79,6 +79,32 @@ pub fn render_nodeinfo(n: &NodeInfo) -> String {
     )
 }
 
+/// `health`: the standard gRPC health check, for scripts and probes (deploy/local/up.sh waits
+/// on it). Prints the status; a server that answers but is not SERVING is an error.
+pub async fn health(ctx: &mut Ctx, args: crate::cli::HealthArgs) -> Result<(), Error> {
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_check_response::ServingStatus;
+    let mut client = ctx.conn.health();
+    let service = args.service;
+    let resp = ctx
+        .conn
+        .unary(client.check(ctx.conn.request(HealthCheckRequest {
+            service: service.clone(),
+        })))
+        .await?;
+    let status = ServingStatus::try_from(resp.status).unwrap_or(ServingStatus::Unknown);
+    let word = status.as_str_name();
+    let target = if service.is_empty() {
+        "server"
+    } else {
+        service.as_str()
+    };
+    if status != ServingStatus::Serving {
+        return Err(Error::Other(format!("{target} is {word}")));
+    }
+    ctx.out.raw(&format!("{word}\n"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,26 +156,4 @@ mod tests {
              Memory size:         16777216 KiB\n"
         );
     }
-}
-
-/// `health`: the standard gRPC health check, for scripts and probes (deploy/local/up.sh waits
-/// on it). Prints the status; a server that answers but is not SERVING is an error.
-pub async fn health(ctx: &mut Ctx, args: crate::cli::HealthArgs) -> Result<(), Error> {
-    use tonic_health::pb::HealthCheckRequest;
-    use tonic_health::pb::health_check_response::ServingStatus;
-    let mut client = ctx.conn.health();
-    let service = args.service;
-    let resp = ctx
-        .conn
-        .unary(client.check(ctx.conn.request(HealthCheckRequest {
-            service: service.clone(),
-        })))
-        .await?;
-    let status = ServingStatus::try_from(resp.status).unwrap_or(ServingStatus::Unknown);
-    let word = status.as_str_name();
-    let target = if service.is_empty() { "server" } else { service.as_str() };
-    if status != ServingStatus::Serving {
-        return Err(Error::Other(format!("{target} is {word}")));
-    }
-    ctx.out.raw(&format!("{word}\n"))
 }
