@@ -143,6 +143,7 @@ impl DomainService for Fake {
         Ok(Response::new(pb::ListDomainsResponse {
             domains,
             next_page_token: String::new(),
+            event_sequence: 0,
         }))
     }
     async fn start(&self, r: Request<pb::StartDomainRequest>) -> Res<pb::StartDomainResponse> {

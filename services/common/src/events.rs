@@ -116,6 +116,22 @@ impl<E: Clone + Send + Sync + 'static> EventHub<E> {
         &self,
         after: u64,
     ) -> Result<impl Stream<Item = Result<E, WatchError>> + Send + 'static, WatchError> {
+        self.subscribe_from(after).map(|(_, stream)| stream)
+    }
+
+    /// As [`subscribe`](Self::subscribe), also returning the sequence number the stream
+    /// starts after: a client that asked for 0 resumes from it after a reconnect, so it
+    /// misses nothing even when no event arrived before the connection dropped.
+    pub fn subscribe_from(
+        &self,
+        after: u64,
+    ) -> Result<
+        (
+            u64,
+            impl Stream<Item = Result<E, WatchError>> + Send + 'static,
+        ),
+        WatchError,
+    > {
         let window = self.window.lock().unwrap_or_else(|e| e.into_inner());
         let receiver = self.live.subscribe();
         let last = window.next - 1;
@@ -155,7 +171,8 @@ impl<E: Clone + Send + Sync + 'static> EventHub<E> {
                 }
             },
         );
-        Ok(futures::StreamExt::chain(replayed, live))
+        let start = if after == 0 { last } else { after };
+        Ok((start, futures::StreamExt::chain(replayed, live)))
     }
 }
 
@@ -180,6 +197,18 @@ mod tests {
         let mut stream = Box::pin(hub.subscribe(0).unwrap());
         let second = hub.publish(|seq| seq);
         assert_eq!(next(&mut stream).await, second);
+    }
+
+    #[tokio::test]
+    async fn a_fresh_watch_says_where_it_starts() {
+        let hub = EventHub::<u64>::new(3, 10);
+        let first = hub.publish(|seq| seq);
+        let (start, _stream) = hub.subscribe_from(0).unwrap();
+        assert_eq!(start, first);
+        let second = hub.publish(|seq| seq);
+        // A client that reconnects from `start` gets what it missed.
+        let mut resumed = Box::pin(hub.subscribe(start).unwrap());
+        assert_eq!(next(&mut resumed).await, second);
     }
 
     #[tokio::test]

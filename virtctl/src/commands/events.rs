@@ -77,6 +77,9 @@ pub async fn event(ctx: &mut Ctx, a: EventArgs) -> Result<(), Error> {
     Ok(())
 }
 
+/// Initial metadata of the watch stream: the sequence number it starts after.
+const SEQUENCE_HEADER: &str = "x-virtplane-sequence";
+
 /// Watches until the first matching event (or forever with `--loop`), reconnecting when an
 /// open stream is lost.
 async fn watch(ctx: &mut Ctx, a: &EventArgs, count: &mut u64) -> Result<(), Error> {
@@ -95,6 +98,17 @@ async fn watch(ctx: &mut Ctx, a: &EventArgs, count: &mut u64) -> Result<(), Erro
         let status = match client.watch_events(req).await {
             Err(status) => status,
             Ok(resp) => {
+                // Where the stream starts: resuming from it after a drop misses nothing,
+                // even when no event arrived before the connection was lost.
+                if last == 0
+                    && let Some(start) = resp
+                        .metadata()
+                        .get(SEQUENCE_HEADER)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.parse::<u64>().ok())
+                {
+                    last = start;
+                }
                 let mut stream = resp.into_inner();
                 connected_once = true;
                 if outage {

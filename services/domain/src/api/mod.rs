@@ -49,6 +49,9 @@ fn parse_for(caller: &Caller, xml: &str) -> Result<DomainDef, Status> {
     Ok(def)
 }
 
+/// Initial metadata of a watch stream: the sequence number it starts after.
+pub const SEQUENCE_HEADER: &str = "x-virtplane-sequence";
+
 /// Response header naming the object a call created, for the gateway's audit line when the
 /// request itself has no object-key field (the name is inside the XML).
 pub const OBJECT_HEADER: &str = "x-virtplane-object";
@@ -144,6 +147,9 @@ impl DomainService for DomainApi {
         request: Request<pb::ListDomainsRequest>,
     ) -> Reply<pb::ListDomainsResponse> {
         let request = request.into_inner();
+        // Read before the list: a watch from here may repeat a change the list shows, but
+        // never misses one.
+        let event_sequence = self.driver.events().last_sequence();
         let filter = convert::list_filter(&request);
         let after = request.page_token.as_str();
         let limit = if request.page_size == 0 {
@@ -168,6 +174,7 @@ impl DomainService for DomainApi {
         Ok(Response::new(pb::ListDomainsResponse {
             domains,
             next_page_token,
+            event_sequence,
         }))
     }
 
@@ -374,13 +381,17 @@ impl DomainService for DomainApi {
         request: Request<pb::WatchRequest>,
     ) -> Reply<Self::WatchEventsStream> {
         let pb::WatchRequest { after_sequence } = request.into_inner();
-        let events = self
+        let (start, events) = self
             .driver
             .events()
-            .subscribe(after_sequence)
+            .subscribe_from(after_sequence)
             .map_err(|error| error.to_status())?;
         let stream = events.map(|item| item.map(convert::event).map_err(|e| e.to_status()));
-        Ok(Response::new(Box::pin(stream)))
+        let mut response = Response::new(Box::pin(stream) as Self::WatchEventsStream);
+        response
+            .metadata_mut()
+            .insert(SEQUENCE_HEADER, start.into());
+        Ok(response)
     }
 }
 
