@@ -194,6 +194,8 @@ impl Stack {
             .arg(format!("unix:{}", self.gateway_sock.display()))
             .arg("--token")
             .arg(token.unwrap_or(""))
+            // Every call is bounded, so a hung server fails the test instead of hanging it.
+            .args(["--timeout", "20"])
             .args(args)
             .stdin(if stdin.is_some() {
                 Stdio::piped()

@@ -46,6 +46,11 @@ fn bad_documents_are_refused_with_reasons() {
     refused(&stack, &domain_xml(".."), &["name", ".."]);
     refused(&stack, &domain_xml("tab\tname"), &["name", "control"]);
     refused(&stack, &domain_xml(&"n".repeat(257)), &["name", "257"]);
+    // XML 1.0 forbids most C0 controls outright; DEL is legal XML but not in a name.
+    refused(&stack, &domain_xml("bell&#7;name"), &["&#7;", "not an XML character"]);
+    refused(&stack, &domain_xml("del&#127;name"), &["name", "control"]);
+    // XML 1.0 cannot carry NUL at all: refused as malformed, not as a name.
+    refused(&stack, &domain_xml("nul&#0;name"), &["XML"]);
     refused(
         &stack,
         &domain_xml("u").replace("<name>u</name>", "<name>u</name><uuid>not-a-uuid</uuid>"),
@@ -98,4 +103,55 @@ fn duplicates_and_unknown_domains_are_refused() {
     let stderr = stack.fails(Some(ADMIN_TOKEN), &["undefine", "nosuch"]);
     assert!(stderr.contains("not found"), "{stderr}");
     assert_eq!(world(&stack), before);
+}
+
+#[test]
+fn the_longest_allowed_name_works_end_to_end() {
+    let stack = Stack::start();
+    let name = "n".repeat(256);
+    let file = stack.file("long.xml", &domain_xml(&name));
+    stack.ok(&["define", &file]);
+    stack.ok(&["start", &name]);
+    assert!(stack.ok(&["domstate", &name]).contains("running"));
+    stack.ok(&["destroy", &name]);
+    stack.ok(&["undefine", &name]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_with_nul_or_path_tricks_in_requests_are_clean_errors() {
+    use virtplane_common::client::connect_channel;
+    use virtplane_common::server::ListenAddr;
+    use virtplane_proto::v1 as pb;
+    let stack = Stack::start();
+    let mut client = pb::domain_service_client::DomainServiceClient::new(connect_channel(
+        &ListenAddr::Unix(stack.domain_sock.clone()),
+    ));
+    for bad in ["a\0b", "../test", "test/..", ""] {
+        let status = client
+            .start(pb::StartDomainRequest {
+                domain: Some(pb::DomainRef {
+                    id: Some(pb::domain_ref::Id::Name(bad.into())),
+                }),
+                paused: false,
+            })
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                status.code(),
+                tonic::Code::NotFound | tonic::Code::InvalidArgument
+            ),
+            "{bad:?}: {status:?}"
+        );
+    }
+    let status = client
+        .get_info(pb::GetDomainInfoRequest {
+            domain: Some(pb::DomainRef {
+                id: Some(pb::domain_ref::Id::Uuid("not-a-uuid".into())),
+            }),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    assert!(status.message().contains("not-a-uuid"), "{status:?}");
 }
