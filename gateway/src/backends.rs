@@ -2,6 +2,7 @@
 //! name (`domain`, `network`, `storage`), and health probing of each.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -22,6 +23,10 @@ use crate::error::Error;
 /// How often each backend's health is probed, and how long a probe may take.
 pub const PROBE_INTERVAL: Duration = Duration::from_secs(2);
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// HTTP/2 connections to each backend; calls take them in turn. A few per core lets the
+/// gateway's worker threads drive them in parallel.
+pub const CONNECTIONS_PER_BACKEND: usize = 4;
 
 /// The method a new backend connection is proven with (every service serves health).
 const LIVENESS_PATH: &str = "/grpc.health.v1.Health/Check";
@@ -57,8 +62,11 @@ pub struct Backend {
     pub addr: String,
     /// A tonic channel, for the gateway's own calls (health probes).
     pub channel: Channel,
-    /// The proxied calls' HTTP/2 connection (no buffer task between caller and connection).
-    link: Arc<Link>,
+    /// The proxied calls' HTTP/2 connections (no buffer task between caller and
+    /// connection), used in turn: one connection is driven by one task, so with a single
+    /// one every call of every client would queue behind that task.
+    links: Arc<[Link]>,
+    next: Arc<AtomicUsize>,
 }
 
 impl Backend {
@@ -69,10 +77,11 @@ impl Backend {
         mut parts: http::request::Parts,
         body: Body,
     ) -> Result<http::Response<Body>, BoxError> {
-        let mut sender = self.link.sender().await?;
+        let link = &self.links[self.next.fetch_add(1, Ordering::Relaxed) % self.links.len()];
+        let mut sender = link.sender().await?;
         let mut uri = std::mem::take(&mut parts.uri).into_parts();
         uri.scheme = Some(http::uri::Scheme::HTTP);
-        uri.authority = Some(self.link.authority.clone());
+        uri.authority = Some(link.authority.clone());
         parts.uri = http::Uri::from_parts(uri)?;
         let response = sender
             .send_request(http::Request::from_parts(parts, body))
@@ -214,7 +223,10 @@ impl Backends {
                     name: spec.name.clone(),
                     addr: spec.addr.to_string(),
                     channel: connect_channel(&spec.addr),
-                    link: Arc::new(Link::new(&spec.addr)),
+                    links: (0..CONNECTIONS_PER_BACKEND)
+                        .map(|_| Link::new(&spec.addr))
+                        .collect(),
+                    next: Arc::new(AtomicUsize::new(0)),
                 };
                 (spec.name.clone(), backend)
             })
