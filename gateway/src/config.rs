@@ -45,6 +45,10 @@ pub struct Cli {
 
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// Tokio worker threads (default: half the cores, at least one; see
+    /// virtplane_common::runtime)
+    #[arg(long, value_name = "N")]
+    pub worker_threads: Option<usize>,
 }
 
 #[derive(Debug, Subcommand)]

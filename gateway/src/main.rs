@@ -3,6 +3,11 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+
+/// mimalloc: the HTTP/2 path allocates per frame and per header; measured in bench/ it takes
+/// a tenth off the CPU per call compared with the system allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use virtplane_gateway::config::{Cli, Command};
 
 fn main() -> ExitCode {
@@ -20,10 +25,7 @@ fn main() -> ExitCode {
         };
     }
     virtplane_common::logging::init(cli.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match virtplane_common::runtime::build(cli.worker_threads) {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("virtplane-gateway: cannot start the runtime: {err}");

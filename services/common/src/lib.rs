@@ -5,6 +5,7 @@ pub mod events;
 pub mod identity;
 pub mod logging;
 pub mod names;
+pub mod runtime;
 pub mod server;
 pub mod status;
 pub mod store;
