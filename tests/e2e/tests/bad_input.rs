@@ -47,7 +47,11 @@ fn bad_documents_are_refused_with_reasons() {
     refused(&stack, &domain_xml("tab\tname"), &["name", "control"]);
     refused(&stack, &domain_xml(&"n".repeat(257)), &["name", "257"]);
     // XML 1.0 forbids most C0 controls outright; DEL is legal XML but not in a name.
-    refused(&stack, &domain_xml("bell&#7;name"), &["&#7;", "not an XML character"]);
+    refused(
+        &stack,
+        &domain_xml("bell&#7;name"),
+        &["&#7;", "not an XML character"],
+    );
     refused(&stack, &domain_xml("del&#127;name"), &["name", "control"]);
     // XML 1.0 cannot carry NUL at all: refused as malformed, not as a name.
     refused(&stack, &domain_xml("nul&#0;name"), &["XML"]);
