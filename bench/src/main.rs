@@ -23,10 +23,18 @@ use clap::Parser;
 use crate::cli::{Args, Scenario};
 use crate::ops::Op;
 
-#[tokio::main(flavor = "multi_thread")]
-async fn main() -> ExitCode {
+/// The load generator runs on the same cores as the daemons, like any client of one host:
+/// it gets the same runtime sizing they do (half the cores).
+fn main() -> ExitCode {
     let args = Args::parse();
-    match run(&args).await {
+    let runtime = match virtplane_common::runtime::build(None) {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("virtplane-bench: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(&args)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("virtplane-bench: {e}");
