@@ -279,6 +279,64 @@ fn stop(mut child: Child) {
     let _ = child.wait();
 }
 
+/// A child process (e.g. `virtctl event --loop`) killed by pid when dropped, so a failing
+/// test leaves nothing running.
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `virtctl event --loop` as admin against the stack's gateway, as in another terminal:
+/// its output and error lines (merged) arrive on the receiver. Killed when dropped.
+pub fn watch_events(stack: &Stack) -> (KillOnDrop, std::sync::mpsc::Receiver<String>) {
+    use std::io::{BufRead, BufReader, Read};
+    let child = Command::new(binary("virtctl"))
+        .env("VIRTCTL_CONFIG", stack.dir.path().join("none.yaml"))
+        .arg("--server")
+        .arg(format!("unix:{}", stack.gateway_sock.display()))
+        .args(["--token", ADMIN_TOKEN, "event", "--loop"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("virtctl event --loop");
+    let mut watcher = KillOnDrop(child);
+    let (tx, lines) = std::sync::mpsc::channel();
+    let pipes: [Box<dyn Read + Send>; 2] = [
+        Box::new(watcher.0.stdout.take().expect("stdout")),
+        Box::new(watcher.0.stderr.take().expect("stderr")),
+    ];
+    for pipe in pipes {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    // Give it time to open its stream before the test changes anything.
+    std::thread::sleep(Duration::from_millis(300));
+    (watcher, lines)
+}
+
+/// Collects lines until one contains `what` (20 s at most per line).
+pub fn wait_for_line(lines: &std::sync::mpsc::Receiver<String>, what: &str) -> Vec<String> {
+    let mut seen = Vec::new();
+    while let Ok(line) = lines.recv_timeout(Duration::from_secs(20)) {
+        let done = line.contains(what);
+        seen.push(line);
+        if done {
+            return seen;
+        }
+    }
+    panic!("never saw {what:?}; saw {seen:#?}");
+}
+
 /// A libvirt-format domain XML for tests.
 pub fn domain_xml(name: &str) -> String {
     format!(

@@ -1,14 +1,11 @@
 //! The event stream: resuming without a gap, and carrying on across a restart of the
 //! domain service (new epoch → the client is told to resync and continues with new events).
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use virtplane_common::client::connect_channel;
 use virtplane_common::server::ListenAddr;
-use virtplane_e2e::{ADMIN_TOKEN, Stack, binary, domain_xml};
+use virtplane_e2e::{Stack, domain_xml, wait_for_line, watch_events};
 use virtplane_proto::v1 as pb;
 use virtplane_proto::v1::domain_service_client::DomainServiceClient;
 
@@ -53,41 +50,8 @@ async fn list_then_watch_from_its_sequence_misses_nothing() {
 #[test]
 fn virtctl_event_loop_survives_a_service_restart() {
     let mut stack = Stack::start();
-    let mut watcher = Command::new(binary("virtctl"))
-        .env("VIRTCTL_CONFIG", stack.dir.path().join("none.yaml"))
-        .arg("--server")
-        .arg(format!("unix:{}", stack.gateway_sock.display()))
-        .args(["--token", ADMIN_TOKEN, "event", "--loop"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("virtctl event --loop");
-    let (tx, lines) = mpsc::channel();
-    for pipe in [
-        Box::new(watcher.stdout.take().expect("stdout")) as Box<dyn std::io::Read + Send>,
-        Box::new(watcher.stderr.take().expect("stderr")),
-    ] {
-        let tx = tx.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-    }
-    let wait_for = |what: &str| -> Vec<String> {
-        let mut seen = Vec::new();
-        while let Ok(line) = lines.recv_timeout(Duration::from_secs(20)) {
-            let done = line.contains(what);
-            seen.push(line);
-            if done {
-                return seen;
-            }
-        }
-        panic!("never saw {what:?}; saw {seen:#?}");
-    };
-    std::thread::sleep(Duration::from_millis(300));
+    let (watcher, lines) = watch_events(&stack);
+    let wait_for = |what: &str| wait_for_line(&lines, what);
     stack.ok(&["define", &stack.file("one.xml", &domain_xml("one"))]);
     wait_for("'one'");
 
@@ -99,8 +63,7 @@ fn virtctl_event_loop_survives_a_service_restart() {
     let mut seen = wait_for("reconnected");
     stack.ok(&["start", "one"]);
     seen.extend(wait_for("Started"));
-    let _ = watcher.kill();
-    let _ = watcher.wait();
+    drop(watcher);
     assert!(
         seen.iter().any(|l| l.contains("missed")),
         "the resync was reported: {seen:#?}"

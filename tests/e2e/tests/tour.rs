@@ -1,36 +1,15 @@
 //! The README's five-minute tour, over the real binaries, driven by virtctl.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
-use virtplane_e2e::{ADMIN_TOKEN, Stack, VIEWER_TOKEN, binary, domain_xml};
+use virtplane_e2e::{ADMIN_TOKEN, Stack, VIEWER_TOKEN, domain_xml, watch_events};
 
 #[test]
 fn the_tour() {
     let stack = Stack::start();
 
     // Watch events from the start, as `virtctl event --loop` in another terminal.
-    let mut watcher = Command::new(binary("virtctl"))
-        .env("VIRTCTL_CONFIG", stack.dir.path().join("none.yaml"))
-        .arg("--server")
-        .arg(format!("unix:{}", stack.gateway_sock.display()))
-        .args(["--token", ADMIN_TOKEN, "event", "--loop"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("virtctl event --loop");
-    let (lines_tx, lines) = mpsc::channel();
-    let stdout = watcher.stdout.take().expect("stdout");
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if lines_tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    std::thread::sleep(Duration::from_millis(300));
+    let (watcher, lines) = watch_events(&stack);
 
     let list = stack.ok(&["list", "--all"]);
     assert!(list.contains("test") && list.contains("running"), "{list}");
@@ -106,8 +85,7 @@ fn the_tour() {
             break;
         }
     }
-    let _ = watcher.kill();
-    let _ = watcher.wait();
+    drop(watcher);
     let expected = ["Defined", "Started", "Suspended", "Resumed", "Stopped"];
     let mut position = 0;
     for line in &seen {
