@@ -20,7 +20,7 @@ pub mod tokens;
 use std::sync::Arc;
 
 use tonic::service::Routes;
-use virtplane_common::server::standard_routes;
+use virtplane_common::server::{ListenAddr, standard_routes};
 use virtplane_proto::acl::MethodTable;
 
 use crate::audit::AuditSink;
@@ -47,6 +47,16 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         audit,
     });
     let routes = Routes::from(routes.into_axum_router().fallback_service(proxy)).prepare();
+    for addr in &cli.listen {
+        if let ListenAddr::Tcp(socket) = addr {
+            // TLS for the gateway's listeners comes with the multi-host work (issue #7).
+            tracing::warn!(
+                address = %socket,
+                "listening on plain TCP: bearer tokens cross the network unencrypted; \
+                 keep it on loopback or a private network"
+            );
+        }
+    }
     virtplane_common::server::serve(
         &cli.listen,
         routes,
