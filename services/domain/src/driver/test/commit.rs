@@ -1,0 +1,163 @@
+//! How a change becomes durable and visible: the job lock, the files written for the
+//! difference between two snapshots (rolled back on failure), then the snapshot and
+//! its events.
+
+use super::*;
+
+impl TestDriver {
+    /// Runs one change under the domain's job lock: decide, persist, publish, announce.
+    pub(super) async fn job<T>(
+        &self,
+        domain: &DomainRef,
+        decide: impl FnOnce(&Snapshot) -> Result<(Outcome, T)>,
+    ) -> Result<T> {
+        let object = self.domains.find(domain)?;
+        let _job = object.begin_job().await;
+        let old = object.snapshot();
+        if old.removed {
+            return Err(DomainError::NotFound(domain.to_string()));
+        }
+        let (outcome, value) = decide(&old)?;
+        self.commit(&object, &old, outcome).await?;
+        Ok(value)
+    }
+
+    /// Writes what changed between `old` and the outcome, then makes it visible.
+    pub(super) async fn commit(
+        &self,
+        object: &Arc<DomainObj>,
+        old: &Snapshot,
+        outcome: Outcome,
+    ) -> Result<()> {
+        let store = self.store.clone();
+        let name = old.def.name.clone();
+        let uuid = old.def.uuid.clone();
+        match outcome {
+            Outcome::Remove(events) => {
+                let (was_persistent, was_active) = (old.persistent && old.visible, old.is_active());
+                let file_name = name.clone();
+                run_blocking(move || {
+                    if was_persistent {
+                        store.remove_config(&file_name)?;
+                    }
+                    if was_active {
+                        store.remove_status(&file_name)?;
+                    }
+                    Ok(())
+                })
+                .await
+                .inspect_err(|_| self.restore(old))?;
+                self.domains.remove(object);
+                self.announce(&name, &uuid, events);
+            }
+            Outcome::Update(next, events) => {
+                let config_changed = match (old.persistent_def(), next.persistent_def()) {
+                    (Some(a), Some(b)) => !Arc::ptr_eq(a, b) || !old.visible,
+                    (None, Some(_)) => true,
+                    _ => false,
+                };
+                let config: Option<String> = if config_changed {
+                    next.persistent_def().map(|def| secure_xml(def))
+                } else {
+                    None
+                };
+                let drop_config = old.persistent && old.visible && !next.persistent;
+                let autostart = (old.autostart != next.autostart).then_some(next.autostart);
+                let status = if next.is_active() {
+                    let changed = !old.is_active()
+                        || old.state != next.state
+                        || old.reason != next.reason
+                        || old.persistent != next.persistent
+                        || old.started_at != next.started_at
+                        || !Arc::ptr_eq(&old.def, &next.def);
+                    changed.then(|| {
+                        Status {
+                            state: next.state,
+                            reason: next.reason,
+                            id: next.id,
+                            persistent: next.persistent,
+                            started_at: next.started_at,
+                            live_xml: secure_xml(&next.def),
+                        }
+                        .encode()
+                    })
+                } else {
+                    None
+                };
+                let drop_status = old.is_active() && !next.is_active();
+                let file_name = name.clone();
+                run_blocking(move || {
+                    if let Some(xml) = config {
+                        store.save_config(&file_name, &xml)?;
+                    }
+                    if drop_config {
+                        store.remove_config(&file_name)?;
+                    }
+                    if let Some(on) = autostart {
+                        store.set_autostart(&file_name, on)?;
+                    }
+                    if let Some(status) = status {
+                        store.save_status(&file_name, &status)?;
+                    }
+                    if drop_status {
+                        store.remove_status(&file_name)?;
+                    }
+                    Ok(())
+                })
+                .await
+                .inspect_err(|_| self.restore(old))?;
+                object.publish(next);
+                self.announce(&name, &uuid, events);
+            }
+        }
+        Ok(())
+    }
+
+    /// After a failed commit, puts the files back as `old` had them (best effort, logged),
+    /// so disk and memory agree and a restart does not resurrect a change that was refused.
+    pub(super) fn restore(&self, old: &Snapshot) {
+        let name = &old.def.name;
+        let result = (|| {
+            match old.persistent_def().filter(|_| old.visible) {
+                Some(def) => self.store.save_config(name, &secure_xml(def))?,
+                None => self.store.remove_config(name)?,
+            }
+            self.store
+                .set_autostart(name, old.autostart && old.persistent)?;
+            if old.is_active() {
+                let status = Status {
+                    state: old.state,
+                    reason: old.reason,
+                    id: old.id,
+                    persistent: old.persistent,
+                    started_at: old.started_at,
+                    live_xml: secure_xml(&old.def),
+                };
+                self.store.save_status(name, &status.encode())
+            } else {
+                self.store.remove_status(name)
+            }
+        })();
+        if let Err(error) = result {
+            tracing::error!(domain = %name, %error, "could not restore the files of a failed change");
+        }
+    }
+
+    pub(super) fn announce(&self, name: &str, uuid: &str, events: Vec<EventBody>) {
+        for body in events {
+            self.events.publish(|sequence| Event {
+                sequence,
+                time: SystemTime::now(),
+                name: name.to_owned(),
+                uuid: uuid.to_owned(),
+                body,
+            });
+        }
+    }
+}
+
+pub(super) async fn run_blocking(work: impl FnOnce() -> Result<()> + Send + 'static) -> Result<()> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| DomainError::Internal(format!("storage task failed: {e}")))?
+}

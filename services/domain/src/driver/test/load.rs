@@ -1,0 +1,127 @@
+//! Loading the test driver's domains from disk at start-up, and what happens once per
+//! host boot (the default world, autostart).
+
+use super::*;
+
+impl TestDriver {
+    /// Reads every stored domain. A config that cannot be used (unparsable, stored under
+    /// another name's file, or repeating another's UUID) is moved to `domains/broken/` and
+    /// reported: nothing the user wrote is deleted or later overwritten. After a host reboot
+    /// (`new_boot`) the simulated guests are gone, as real ones would be: runtime status is
+    /// dropped, transient domains vanish and persistent ones are shut off.
+    pub(super) fn load(&self, new_boot: bool) -> Result<()> {
+        let mut max_id = 0;
+        for stored in self.store.load_all()? {
+            let stem = stored.stem.clone();
+            let config = match stored.config.as_deref().map(parse_domain).transpose() {
+                Ok(config) => config.map(Arc::new),
+                Err(error) => {
+                    self.set_aside(&stem, &error.to_string());
+                    continue;
+                }
+            };
+            if let Some(def) = &config {
+                if file_stem(&def.name) != stem {
+                    self.set_aside(&stem, &format!("it names domain '{}'", def.name));
+                    continue;
+                }
+                if self
+                    .domains
+                    .find(&DomainRef::Uuid(def.uuid.clone()))
+                    .is_ok()
+                {
+                    self.set_aside(&stem, &format!("uuid {} is already used", def.uuid));
+                    continue;
+                }
+            }
+            let mut status = match stored.status.as_deref().map(Status::decode).transpose() {
+                Ok(status) => status,
+                Err(error) => {
+                    tracing::error!(domain = %stem, %error, "cannot read domain status; treating it as shut off");
+                    None
+                }
+            };
+            if new_boot && status.take().is_some() {
+                let name = config.as_ref().map_or(stem.as_str(), |d| d.name.as_str());
+                tracing::info!(domain = %name, "host rebooted since the domain ran: it is shut off");
+                self.store.remove_status_file(&stem)?;
+            }
+            let live = match status
+                .as_ref()
+                .map(|s| parse_domain(&s.live_xml))
+                .transpose()
+            {
+                Ok(live) => live.map(Arc::new),
+                Err(error) => {
+                    tracing::error!(domain = %stem, %error, "cannot read live XML; treating it as shut off");
+                    None
+                }
+            };
+            let snapshot = match (config, status, live) {
+                (config, Some(status), Some(live)) if status.state.is_active() => {
+                    max_id = max_id.max(status.id);
+                    Snapshot {
+                        def: live,
+                        persistent: config.is_some(),
+                        next_def: config,
+                        state: status.state,
+                        reason: status.reason,
+                        id: status.id,
+                        autostart: stored.autostart,
+                        started_at: status.started_at,
+                        visible: true,
+                        removed: false,
+                    }
+                }
+                (Some(config), _, _) => Snapshot {
+                    def: config,
+                    next_def: None,
+                    state: State::Shutoff,
+                    reason: Reason::Unknown,
+                    id: -1,
+                    persistent: true,
+                    autostart: stored.autostart,
+                    started_at: None,
+                    visible: true,
+                    removed: false,
+                },
+                _ => continue,
+            };
+            self.domains.insert_loaded(snapshot);
+        }
+        self.next_id.store(max_id + 1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    pub(super) fn set_aside(&self, stem: &str, why: &str) {
+        match self.store.quarantine(stem) {
+            Ok(path) => {
+                tracing::error!(file = %path.display(), "domain config cannot be loaded ({why}); moved aside for repair")
+            }
+            Err(error) => {
+                tracing::error!(%error, "domain config {stem} cannot be loaded ({why}) nor moved aside")
+            }
+        }
+    }
+
+    pub(super) async fn seed_default_world(&self) -> Result<()> {
+        let (summary, _) = self
+            .define(parse_domain(test_world::DEFAULT_DOMAIN_XML)?)
+            .await?;
+        if !summary.state.is_active() {
+            self.start(&DomainRef::Name(summary.name), false).await?;
+        }
+        Ok(())
+    }
+
+    pub(super) async fn autostart(&self) {
+        for snapshot in self.domains.snapshots() {
+            if snapshot.autostart && !snapshot.is_active() {
+                let name = snapshot.def.name.clone();
+                if let Err(error) = self.start(&DomainRef::Name(name.clone()), false).await {
+                    tracing::error!(domain = %name, %error, "autostart failed");
+                }
+            }
+        }
+    }
+}
