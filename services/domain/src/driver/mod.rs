@@ -15,6 +15,7 @@ use crate::model::{
 };
 use crate::xml::DomainDef;
 
+pub mod qemu;
 pub mod test;
 mod test_status;
 mod test_world;

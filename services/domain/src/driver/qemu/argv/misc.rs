@@ -1,0 +1,247 @@
+//! The remaining devices: input, graphics (VNC), video, watchdog, balloon, RNG.
+
+use super::addr;
+use super::cmd::{Cmd, Props};
+use super::{ArgvContext, ArgvError};
+use crate::xml::DomainDef;
+
+pub(super) fn inputs(def: &DomainDef, cmd: &mut Cmd) -> Result<(), ArgvError> {
+    for (i, input) in def.devices.inputs.iter().enumerate() {
+        let kind = input.input_type.as_str();
+        let what = || {
+            format!(
+                "<input type='{kind}' bus='{}'>",
+                input.bus.as_deref().unwrap_or("")
+            )
+        };
+        let mut p = match (kind, input.bus.as_deref()) {
+            // The PC's own PS/2 mouse and keyboard are always there.
+            ("mouse" | "keyboard", None | Some("ps2")) => continue,
+            ("tablet" | "mouse" | "keyboard", Some("usb")) => Props::driver(match kind {
+                "tablet" => "usb-tablet",
+                "mouse" => "usb-mouse",
+                _ => "usb-kbd",
+            })
+            .with("id", format!("input{i}"))
+            .with("bus", "usb.0"),
+            ("tablet" | "mouse" | "keyboard", Some("virtio")) => {
+                let mut p = Props::driver(match kind {
+                    "tablet" => "virtio-tablet-pci",
+                    "mouse" => "virtio-mouse-pci",
+                    _ => "virtio-keyboard-pci",
+                })
+                .with("id", format!("input{i}"));
+                addr::pci(cmd, &input.info, &what(), &mut p)?;
+                p
+            }
+            _ => return Err(ArgvError::unsupported(what())),
+        };
+        if input.bus.as_deref() == Some("usb") && input.info.address.is_some() {
+            return Err(ArgvError::unsupported(format!(
+                "an <address> on {}",
+                what()
+            )));
+        }
+        cmd.device(std::mem::take(&mut p));
+    }
+    Ok(())
+}
+
+/// `-vnc`. A password is never put on the command line, where any local user could read
+/// it: `password=on` makes QEMU refuse clients until the driver sets the secret over QMP
+/// (`set_password`, libvirt's `change-vnc-password`) after start and before `cont`.
+pub(super) fn graphics(def: &DomainDef, ctx: &ArgvContext, cmd: &mut Cmd) -> Result<(), ArgvError> {
+    let gs = &def.devices.graphics;
+    if gs.len() > 1 {
+        return Err(ArgvError::unsupported("more than one <graphics>"));
+    }
+    let Some(g) = gs.first() else {
+        return Ok(());
+    };
+    if g.graphics_type != "vnc" {
+        return Err(ArgvError::unsupported(format!(
+            "<graphics type='{}'> (only vnc)",
+            g.graphics_type
+        )));
+    }
+    let listen = g.listens.first();
+    let mut vnc = match listen.map(|l| l.listen_type.as_str()) {
+        Some("socket") => {
+            let path = listen
+                .and_then(|l| l.socket.clone())
+                .unwrap_or_else(|| ctx.run_dir.join("vnc.sock").display().to_string());
+            format!("unix:{}", super::chardevs::escape(&path))
+        }
+        Some("none") => "none".to_string(),
+        Some("network") => {
+            return Err(ArgvError::unsupported(
+                "<listen type='network'> on <graphics>: it needs the network service",
+            ));
+        }
+        _ => {
+            let address = listen
+                .and_then(|l| l.address.as_deref())
+                .or(g.listen.as_deref())
+                .unwrap_or("127.0.0.1");
+            let host = if address.contains(':') {
+                format!("[{address}]")
+            } else {
+                address.to_string()
+            };
+            let auto = g.autoport.as_deref() == Some("yes") || g.port.is_none_or(|p| p < 0);
+            match g.port {
+                _ if auto => format!("{host}:0,to=99"),
+                Some(p) if p >= 5900 => format!("{host}:{}", p - 5900),
+                Some(p) => {
+                    return Err(ArgvError::invalid(
+                        format!("<graphics port='{p}'>"),
+                        "a VNC port is at least 5900",
+                    ));
+                }
+                None => unreachable!("no port means autoport"),
+            }
+        }
+    };
+    match g.websocket {
+        None => {}
+        Some(p) if p < 0 => vnc.push_str(",websocket=on"),
+        Some(p) => vnc.push_str(&format!(",websocket={p}")),
+    }
+    if g.passwd.is_some() {
+        vnc.push_str(",password=on");
+    }
+    cmd.flag("-vnc", vnc);
+    if let Some(k) = &g.keymap {
+        cmd.flag("-k", k.as_str());
+    }
+    Ok(())
+}
+
+/// `<video>`; a display without one gets a standard VGA, as libvirt adds.
+pub(super) fn videos(def: &DomainDef, cmd: &mut Cmd) -> Result<(), ArgvError> {
+    let vs = &def.devices.videos;
+    if vs.is_empty() && !def.devices.graphics.is_empty() {
+        cmd.device(
+            Props::driver("VGA")
+                .with("id", "video0")
+                .with("vgamem_mb", 16),
+        );
+    }
+    for (i, v) in vs.iter().enumerate() {
+        let model = v.model.as_ref();
+        let kind = model.map(|m| m.model_type.as_str()).unwrap_or("vga");
+        let what = format!("<video><model type='{kind}'>");
+        let mut p = match kind {
+            "none" => continue,
+            "vga" => {
+                let mb = model.and_then(|m| m.vram).map(|k| k / 1024).unwrap_or(16);
+                Props::driver("VGA")
+                    .with("id", format!("video{i}"))
+                    .with("vgamem_mb", mb)
+            }
+            "cirrus" => Props::driver("cirrus-vga").with("id", format!("video{i}")),
+            "bochs" => Props::driver("bochs-display").with("id", format!("video{i}")),
+            "virtio" if i == 0 => Props::driver("virtio-vga").with("id", format!("video{i}")),
+            "virtio" => Props::driver("virtio-gpu-pci").with("id", format!("video{i}")),
+            _ => return Err(ArgvError::unsupported(what)),
+        };
+        addr::pci(cmd, &v.info, &what, &mut p)?;
+        cmd.device(p);
+    }
+    Ok(())
+}
+
+pub(super) fn watchdogs(def: &DomainDef, cmd: &mut Cmd) -> Result<(), ArgvError> {
+    let ws = &def.devices.watchdogs;
+    if ws.len() > 1 {
+        return Err(ArgvError::unsupported("more than one <watchdog>"));
+    }
+    let Some(w) = ws.first() else {
+        return Ok(());
+    };
+    let what = format!("<watchdog model='{}'>", w.model);
+    match w.model.as_str() {
+        "i6300esb" => {
+            let mut p = Props::driver("i6300esb").with("id", "watchdog0");
+            addr::pci(cmd, &w.info, &what, &mut p)?;
+            cmd.device(p);
+        }
+        "ib700" => cmd.device(Props::driver("ib700").with("id", "watchdog0")),
+        _ => return Err(ArgvError::unsupported(what)),
+    }
+    match w.action.as_deref() {
+        None | Some("reset") => {}
+        Some(a @ ("shutdown" | "poweroff" | "pause" | "none" | "inject-nmi")) => {
+            cmd.flag("-watchdog-action", a)
+        }
+        Some(a) => {
+            return Err(ArgvError::unsupported(format!("<watchdog action='{a}'>")));
+        }
+    }
+    Ok(())
+}
+
+/// The memory balloon; libvirt adds a virtio one when `<memballoon>` is absent, and the
+/// driver needs it for live memory changes.
+pub(super) fn balloon(def: &DomainDef, cmd: &mut Cmd) -> Result<(), ArgvError> {
+    let (model, info, autodeflate) = match &def.devices.memballoon {
+        None => ("virtio", None, None),
+        Some(m) => (m.model.as_str(), Some(&m.info), m.autodeflate.as_deref()),
+    };
+    match model {
+        "none" => Ok(()),
+        "virtio" => {
+            let mut p = Props::driver("virtio-balloon-pci").with("id", "balloon0");
+            if let Some(a) = autodeflate {
+                p.set("deflate-on-oom", a == "on");
+            }
+            if let Some(info) = info {
+                addr::pci(cmd, info, "<memballoon>", &mut p)?;
+            }
+            cmd.device(p);
+            Ok(())
+        }
+        other => Err(ArgvError::unsupported(format!(
+            "<memballoon model='{other}'>"
+        ))),
+    }
+}
+
+pub(super) fn rngs(def: &DomainDef, cmd: &mut Cmd) -> Result<(), ArgvError> {
+    for (i, r) in def.devices.rngs.iter().enumerate() {
+        if r.model != "virtio" {
+            return Err(ArgvError::unsupported(format!("<rng model='{}'>", r.model)));
+        }
+        let obj = format!("objrng{i}");
+        let backend = r.backend.as_ref();
+        match backend.map(|b| b.model.as_str()).unwrap_or("random") {
+            "random" => {
+                let path = backend
+                    .and_then(|b| b.path.as_deref())
+                    .unwrap_or("/dev/urandom");
+                cmd.object(
+                    Props::new()
+                        .with("qom-type", "rng-random")
+                        .with("id", obj.as_str())
+                        .with("filename", path),
+                );
+            }
+            "builtin" => cmd.object(
+                Props::new()
+                    .with("qom-type", "rng-builtin")
+                    .with("id", obj.as_str()),
+            ),
+            other => {
+                return Err(ArgvError::unsupported(format!(
+                    "<rng><backend model='{other}'>"
+                )));
+            }
+        }
+        let mut p = Props::driver("virtio-rng-pci")
+            .with("rng", obj.as_str())
+            .with("id", format!("rng{i}"));
+        addr::pci(cmd, &r.info, "<rng>", &mut p)?;
+        cmd.device(p);
+    }
+    Ok(())
+}
