@@ -18,8 +18,8 @@ use crate::error::Error;
 
 /// Response header (initial metadata) by which a service names the object a call made or
 /// changed when the request has no object-key field (Define, Create: the name is inside the
-/// XML). The services set the same literal.
-pub const OBJECT_HEADER: &str = "x-virtplane-object";
+/// XML). Defined once in the proto crate, which the services use too.
+pub use virtplane_proto::headers::OBJECT as OBJECT_HEADER;
 
 /// The object named by the response's [`OBJECT_HEADER`], of the kind the method's
 /// permissions are about (`domain:write` → domain). `None` when the header is absent or

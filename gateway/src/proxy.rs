@@ -39,7 +39,7 @@ pub const FIRST_MESSAGE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Every request header with this prefix is the gateway's to set: whatever the client sent
 /// under it is dropped, so no future identity header can be forged either.
-pub const GATEWAY_HEADER_PREFIX: &str = "x-virtplane-";
+pub use virtplane_proto::headers::PREFIX as GATEWAY_HEADER_PREFIX;
 
 /// Who an audit line names when the caller presented no valid token.
 pub const UNAUTHENTICATED_USER: &str = "-";

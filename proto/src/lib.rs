@@ -7,6 +7,7 @@
 //!   options, so the gateway needs no per-method code.
 
 pub mod acl;
+pub mod headers;
 
 /// Generated messages, clients and servers of package `virtplane.v1`.
 #[allow(clippy::all, missing_docs)]

@@ -1,7 +1,7 @@
 //! The caller's identity as the gateway forwards it to the services.
 //!
-//! The gateway authenticates the user, strips any of these headers the client sent, and adds
-//! them. A service trusts them because only the gateway and sibling services can reach its
+//! The gateway authenticates the user, strips every `x-virtplane-*` header the client sent
+//! (`virtplane_proto::headers::PREFIX`), and adds these. A service trusts them because only the gateway and sibling services can reach its
 //! unix socket (mode 0600) or mTLS port. A request that carries none of them came straight
 //! from such a trusted local peer (e.g. root on the socket) and is granted everything, as
 //! libvirt's read-write socket is.
@@ -19,9 +19,6 @@ pub const ROLE_HEADER: &str = "x-virtplane-role";
 /// or `*` for every permission, optionally followed by exclusions (`*,-domain:passthrough`,
 /// the operator role), which keeps the header short.
 pub const PERMISSIONS_HEADER: &str = "x-virtplane-permissions";
-
-/// Every header the gateway owns; it strips these from client requests.
-pub const IDENTITY_HEADERS: [&str; 3] = [USER_HEADER, ROLE_HEADER, PERMISSIONS_HEADER];
 
 /// Who is calling and what they may do.
 #[derive(Debug, Clone)]

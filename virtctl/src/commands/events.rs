@@ -77,9 +77,6 @@ pub async fn event(ctx: &mut Ctx, a: EventArgs) -> Result<(), Error> {
     Ok(())
 }
 
-/// Initial metadata of the watch stream: the sequence number it starts after.
-const SEQUENCE_HEADER: &str = "x-virtplane-sequence";
-
 /// Watches until the first matching event (or forever with `--loop`), reconnecting when an
 /// open stream is lost.
 async fn watch(ctx: &mut Ctx, a: &EventArgs, count: &mut u64) -> Result<(), Error> {
@@ -103,7 +100,7 @@ async fn watch(ctx: &mut Ctx, a: &EventArgs, count: &mut u64) -> Result<(), Erro
                 if last == 0
                     && let Some(start) = resp
                         .metadata()
-                        .get(SEQUENCE_HEADER)
+                        .get(virtplane_proto::headers::SEQUENCE)
                         .and_then(|v| v.to_str().ok())
                         .and_then(|v| v.parse::<u64>().ok())
                 {

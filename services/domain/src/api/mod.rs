@@ -7,6 +7,7 @@ use std::sync::Arc;
 use futures::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 use virtplane_common::identity::Caller;
+use virtplane_proto::headers;
 use virtplane_proto::v1 as pb;
 use virtplane_proto::v1::domain_service_server::DomainService;
 use virtplane_proto::v1::host_service_server::HostService;
@@ -49,18 +50,11 @@ fn parse_for(caller: &Caller, xml: &str) -> Result<DomainDef, Status> {
     Ok(def)
 }
 
-/// Initial metadata of a watch stream: the sequence number it starts after.
-pub const SEQUENCE_HEADER: &str = "x-virtplane-sequence";
-
-/// Response header naming the object a call created, for the gateway's audit line when the
-/// request itself has no object-key field (the name is inside the XML).
-pub const OBJECT_HEADER: &str = "x-virtplane-object";
-
-/// A reply that names the domain it is about in [`OBJECT_HEADER`].
+/// A reply that names the domain it is about in [`headers::OBJECT`].
 fn naming<T>(name: &str, message: T) -> Response<T> {
     let mut response = Response::new(message);
     if let Ok(value) = name.parse() {
-        response.metadata_mut().insert(OBJECT_HEADER, value);
+        response.metadata_mut().insert(headers::OBJECT, value);
     }
     response
 }
@@ -390,7 +384,7 @@ impl DomainService for DomainApi {
         let mut response = Response::new(Box::pin(stream) as Self::WatchEventsStream);
         response
             .metadata_mut()
-            .insert(SEQUENCE_HEADER, start.into());
+            .insert(headers::SEQUENCE, start.into());
         Ok(response)
     }
 }
