@@ -116,39 +116,37 @@ pub async fn serve(
             let _ = stop.wait_for(|stopped| *stopped).await;
         };
         let label = addr.to_string();
-        let builder =
+        let mut builder =
             Server::builder().http2_keepalive_interval(Some(std::time::Duration::from_secs(30)));
-        match addr {
-            ListenAddr::Unix(path) => {
-                let listener = bind_unix(path, unix_mode)?;
-                let incoming = UnixListenerStream::new(listener);
-                let mut builder = builder;
-                servers.spawn(async move {
-                    let result = builder
-                        .add_routes(routes)
-                        .serve_with_incoming_shutdown(incoming, until)
-                        .await;
-                    (label, result)
-                });
-            }
-            ListenAddr::Tcp(socket) => {
-                let listener = tokio::net::TcpListener::bind(socket)
-                    .await
-                    .map_err(|source| ServeError::Listen {
-                        addr: label.clone(),
-                        source,
-                    })?;
-                let incoming = TcpListenerStream::new(listener);
-                let mut builder = builder.tcp_nodelay(true);
-                servers.spawn(async move {
-                    let result = builder
-                        .add_routes(routes)
-                        .serve_with_incoming_shutdown(incoming, until)
-                        .await;
-                    (label, result)
-                });
-            }
-        }
+        // The two listener kinds differ only in their incoming stream.
+        let serving: futures::future::BoxFuture<'static, Result<(), tonic::transport::Error>> =
+            match addr {
+                ListenAddr::Unix(path) => {
+                    let incoming = UnixListenerStream::new(bind_unix(path, unix_mode)?);
+                    Box::pin(
+                        builder
+                            .add_routes(routes)
+                            .serve_with_incoming_shutdown(incoming, until),
+                    )
+                }
+                ListenAddr::Tcp(socket) => {
+                    let listener =
+                        tokio::net::TcpListener::bind(socket)
+                            .await
+                            .map_err(|source| ServeError::Listen {
+                                addr: label.clone(),
+                                source,
+                            })?;
+                    let incoming = TcpListenerStream::new(listener);
+                    Box::pin(
+                        builder
+                            .tcp_nodelay(true)
+                            .add_routes(routes)
+                            .serve_with_incoming_shutdown(incoming, until),
+                    )
+                }
+            };
+        servers.spawn(async move { (label, serving.await) });
         tracing::info!(address = %addr, "listening");
     }
     tokio::spawn(async move {
