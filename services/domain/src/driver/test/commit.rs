@@ -70,17 +70,7 @@ impl TestDriver {
                         || old.persistent != next.persistent
                         || old.started_at != next.started_at
                         || !Arc::ptr_eq(&old.def, &next.def);
-                    changed.then(|| {
-                        Status {
-                            state: next.state,
-                            reason: next.reason,
-                            id: next.id,
-                            persistent: next.persistent,
-                            started_at: next.started_at,
-                            live_xml: secure_xml(&next.def),
-                        }
-                        .encode()
-                    })
+                    changed.then(|| status_file(&next))
                 } else {
                     None
                 };
@@ -125,15 +115,7 @@ impl TestDriver {
             self.store
                 .set_autostart(name, old.autostart && old.persistent)?;
             if old.is_active() {
-                let status = Status {
-                    state: old.state,
-                    reason: old.reason,
-                    id: old.id,
-                    persistent: old.persistent,
-                    started_at: old.started_at,
-                    live_xml: secure_xml(&old.def),
-                };
-                self.store.save_status(name, &status.encode())
+                self.store.save_status(name, &status_file(old))
             } else {
                 self.store.remove_status(name)
             }
@@ -160,4 +142,17 @@ pub(super) async fn run_blocking(work: impl FnOnce() -> Result<()> + Send + 'sta
     tokio::task::spawn_blocking(work)
         .await
         .map_err(|e| DomainError::Internal(format!("storage task failed: {e}")))?
+}
+
+/// The runtime status file of an active domain's snapshot.
+fn status_file(snapshot: &Snapshot) -> String {
+    Status {
+        state: snapshot.state,
+        reason: snapshot.reason,
+        id: snapshot.id,
+        persistent: snapshot.persistent,
+        started_at: snapshot.started_at,
+        live_xml: secure_xml(&snapshot.def),
+    }
+    .encode()
 }
