@@ -5,11 +5,17 @@
 #   QUICK=1 bench/run.sh         ~3 min smoke run (1 and 1000 domains, short trials)
 #   SKIP_LIBVIRT=1 bench/run.sh  virtplane only
 #   NO_BUILD=1 bench/run.sh      use the release binaries already in target/release
+#   LIFECYCLE=0 bench/run.sh     skip the lifecycle part (start/suspend/resume/destroy, restart)
+#   RPC=0 bench/run.sh           skip the RPC part (lookup/list/define), e.g. lifecycle only
+#   RESTART_VMS=N                VMs running during the restart benchmark (default 100)
 #
 # virtplane: builds the release binaries, starts virtplane-domaind (test driver, durable state
 # dir) and virtplane-gateway on a temp dir and drives them with virtplane-bench, directly on
 # the domain socket and through the gateway, with 1/100/1000 defined domains; times
 # `virtctl list --all` as a whole command (hyperfine if installed).
+# lifecycle: virtplane-domaind --driver qemu behind a gateway; virtplane-bench lifecycle (direct
+# and through the gateway), floor (the driver's own QEMU command line driven over raw QMP) and
+# restart (its own domaind with RESTART_VMS VMs, SIGKILLed and restarted); libvirt's 03_start.py.
 # libvirt: the anchor scripts in ../shared/libvirt-bench (daemon.sh, 02_rpc.py, cleanup.py),
 # with the same durations/trials, plus `virsh list --all` timed like `virtctl list --all`.
 # Only processes this script started are stopped; the temp dir is removed on exit.
@@ -24,9 +30,12 @@ PY=/usr/bin/python3   # Debian's python3-libvirt is not visible to pyenv's pytho
 
 if [ "${QUICK:-0}" = 1 ]; then
     COUNTS="1 1000"; SECONDS_PER_TRIAL=0.5; TRIALS=1; REPS=5; WARMUP=1
+    LC_STARTS=5; LC_CYCLES=10; LC_ROUNDS=1; LC_RAW_REPS=6
 else
     COUNTS="1 100 1000"; SECONDS_PER_TRIAL=2; TRIALS=3; REPS=30; WARMUP=3
+    LC_STARTS=20; LC_CYCLES=25; LC_ROUNDS=3; LC_RAW_REPS=30   # raw: destroy rotates 3 ways
 fi
+RPC=${RPC:-1}; LIFECYCLE=${LIFECYCLE:-1}; RESTART_VMS=${RESTART_VMS:-100}
 mkdir -p "$OUT"
 log() { echo "[$(date -u +%H:%M:%S)] $*" | tee -a "$OUT/run.log" >&2; }
 
@@ -46,7 +55,8 @@ done
     echo "kernel: $(uname -r)"
     echo "cpus: $(nproc) x$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)"
     echo "mem: $(grep MemTotal /proc/meminfo | tr -s ' ')"
-    echo "quick: ${QUICK:-0} counts: $COUNTS seconds: $SECONDS_PER_TRIAL trials: $TRIALS reps: $REPS"
+    echo "quick: ${QUICK:-0} rpc: $RPC counts: $COUNTS seconds: $SECONDS_PER_TRIAL trials: $TRIALS reps: $REPS"
+    echo "lifecycle: $LIFECYCLE starts: $LC_STARTS cycles: $LC_CYCLES restart_vms: $RESTART_VMS rounds: $LC_ROUNDS"
     echo "loadavg_start: $(cat /proc/loadavg)"
 } > "$OUT/env.txt"
 
@@ -54,13 +64,40 @@ done
 TMP=$(mktemp -d /tmp/virtplane-bench.XXXXXX)
 echo "state_dir_fs: $(df -T "$TMP" | awk 'NR==2 {print $1, $2}') (libvirt: $(df -T /etc/libvirt | awk 'NR==2 {print $1, $2}'))" >> "$OUT/env.txt"
 PIDS=()
+SHM=
 LIBVIRT_STARTED=0
+CGROUP_ROOT=virtplane.bench-$$   # the lifecycle VMs' cgroups, removed at the end
+# Fallback for the lifecycle part: QEMUs still running from our temp dir (their QMP sockets
+# live there), found by pid from /proc, never by name; then our cgroup roots, once empty.
+kill_our_qemus() {
+    local d pid dir i
+    for dir in "${TMP:-}" "${SHM:-}"; do
+        [ -n "$dir" ] || continue
+        for d in /proc/[0-9]*; do
+            pid=${d#/proc/}
+            if tr '\0' '\n' 2>/dev/null < "$d/cmdline" | grep -q "^-chardev$" \
+                && tr '\0' ' ' 2>/dev/null < "$d/cmdline" | grep -qF "path=$dir/"; then
+                echo "run.sh: killing leftover QEMU $pid" >&2
+                kill -KILL "$pid" 2>/dev/null || true
+            fi
+        done
+    done
+    for i in $(seq 1 75); do   # this host's PID 1 reaps orphans every 1-2 s
+        rmdir /sys/fs/cgroup/*/"$CGROUP_ROOT"*/* 2>/dev/null || true
+        rmdir /sys/fs/cgroup/*/"$CGROUP_ROOT"* 2>/dev/null || true
+        compgen -G "/sys/fs/cgroup/*/$CGROUP_ROOT*" >/dev/null || break
+        sleep 0.2
+    done
+    return 0
+}
 cleanup() {
     local p
     for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
     for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
     PIDS=()
+    kill_our_qemus
     rm -rf "$TMP"
+    if [ -n "${SHM:-}" ]; then rm -rf "$SHM"; SHM=; fi
     if [ "$LIBVIRT_STARTED" = 1 ]; then
         "$PY" "$LV/cleanup.py" >/dev/null 2>&1 || true
         "$LV/daemon.sh" stop >/dev/null 2>&1 || true
@@ -71,17 +108,10 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 TOKEN=bench-$RANDOM$RANDOM
-echo "bench admin $(printf %s "$TOKEN" | "$BIN/virtplane-gateway" hash-token)" > "$TMP/tokens"
+hash=$(printf %s "$TOKEN" | "$BIN/virtplane-gateway" hash-token)
+echo "bench admin $hash" > "$TMP/tokens"
 DOMAIN=unix:$TMP/domain.sock
 GATEWAY=unix:$TMP/gw.sock
-"$BIN/virtplane-domaind" --driver test --state-dir "$TMP/domain" --listen "$DOMAIN" \
-    2>"$OUT/domaind.log" & PIDS+=($!)
-"$BIN/virtplane-gateway" --listen "$GATEWAY" --backend "domain=$DOMAIN" --tokens "$TMP/tokens" \
-    --audit-log "$TMP/audit.log" 2>"$OUT/gateway.log" & PIDS+=($!)
-for _ in $(seq 1 500); do [ -S "$TMP/domain.sock" ] && [ -S "$TMP/gw.sock" ] && break; sleep 0.01; done
-[ -S "$TMP/gw.sock" ] || { echo "run.sh: daemons did not start, see $OUT/*.log" >&2; exit 1; }
-log "virtplane-domaind pid ${PIDS[0]}, gateway pid ${PIDS[1]}, state in $TMP"
-
 bench() { # TARGET-LABEL SERVER ARGS...
     local label=$1 server=$2; shift 2
     "$BIN/virtplane-bench" --server "$server" --token "$TOKEN" --label "$label" \
@@ -102,6 +132,15 @@ time_cmd() { # NAME ENV... -- CMD: whole-command wall time, hyperfine JSON or a 
     fi
 }
 
+if [ "$RPC" != 0 ]; then   # ---------------- RPC part (test driver)
+"$BIN/virtplane-domaind" --driver test --state-dir "$TMP/domain" --listen "$DOMAIN" \
+    2>"$OUT/domaind.log" & PIDS+=($!)
+"$BIN/virtplane-gateway" --listen "$GATEWAY" --backend "domain=$DOMAIN" --tokens "$TMP/tokens" \
+    --audit-log "$TMP/audit.log" 2>"$OUT/gateway.log" & PIDS+=($!)
+for _ in $(seq 1 500); do [ -S "$TMP/domain.sock" ] && [ -S "$TMP/gw.sock" ] && break; sleep 0.01; done
+[ -S "$TMP/gw.sock" ] || { echo "run.sh: daemons did not start, see $OUT/*.log" >&2; exit 1; }
+log "virtplane-domaind pid ${PIDS[0]}, gateway pid ${PIDS[1]}, state in $TMP"
+
 for N in $COUNTS; do
     log "virtplane: $N defined domains"
     bench direct "$DOMAIN" --clients 8 populate "$N"
@@ -116,7 +155,53 @@ for N in $COUNTS; do
     VIRTPLANE_SERVER=$GATEWAY VIRTPLANE_TOKEN=$TOKEN time_cmd "virtctl_list_all_$N" "$BIN/virtctl" list --all
 done
 bench direct "$DOMAIN" --clients 8 cleanup
-cleanup   # stop virtplane before libvirt runs
+fi # RPC
+cleanup   # stop virtplane before the next part
+
+# ------------------------------------------------------------------ lifecycle (qemu driver)
+if [ "$LIFECYCLE" != 0 ]; then
+    TMP=$(mktemp -d /tmp/vpbl.XXXXXX)   # short: QMP socket paths are limited to 107 bytes
+    echo "bench admin $hash" > "$TMP/tokens"
+    QDOMAIN=unix:$TMP/q.sock
+    QGATEWAY=unix:$TMP/gw.sock
+    "$BIN/virtplane-domaind" --driver qemu --state-dir "$TMP/q" --listen "$QDOMAIN" \
+        --vm-cgroup-root "$CGROUP_ROOT" 2>"$OUT/domaind-qemu.log" & PIDS+=($!)
+    "$BIN/virtplane-gateway" --listen "$QGATEWAY" --backend "domain=$QDOMAIN" --tokens "$TMP/tokens" \
+        --audit-log "$TMP/audit.log" 2>"$OUT/gateway-qemu.log" & PIDS+=($!)
+    for _ in $(seq 1 500); do [ -S "$TMP/q.sock" ] && [ -S "$TMP/gw.sock" ] && break; sleep 0.01; done
+    [ -S "$TMP/gw.sock" ] || { echo "run.sh: qemu daemons did not start, see $OUT/*-qemu.log" >&2; exit 1; }
+    log "lifecycle: virtplane-domaind --driver qemu pid ${PIDS[0]}, gateway pid ${PIDS[1]}, state in $TMP"
+    LC=(--starts "$LC_STARTS" --cycles "$LC_CYCLES")
+    log "lifecycle: floor (the driver's command line over raw QMP)"
+    "$BIN/virtplane-bench" --label floor floor "${LC[@]}" | tee -a "$OUT/virtplane.jsonl"
+    for target in gateway direct; do
+        server=$QDOMAIN; [ "$target" = gateway ] && server=$QGATEWAY
+        log "lifecycle: $target"
+        bench "$target" "$server" lifecycle "${LC[@]}"
+    done
+    log "lifecycle: floor again (the load drifts on this shared machine)"
+    "$BIN/virtplane-bench" --label floor-2 floor "${LC[@]}" | tee -a "$OUT/virtplane.jsonl"
+    # Once more through the gateway with the run dir (runtime status files, QMP sockets) on
+    # tmpfs, where a stock host has /run; here /run is on the root ext4, libvirt's too.
+    kill -TERM "${PIDS[0]}"; wait "${PIDS[0]}" 2>/dev/null || true
+    SHM=$(mktemp -d /dev/shm/vpbl.XXXXXX)
+    rm -f "$TMP/q.sock"
+    "$BIN/virtplane-domaind" --driver qemu --state-dir "$TMP/q" --run-dir "$SHM" --listen "$QDOMAIN" \
+        --vm-cgroup-root "$CGROUP_ROOT" 2>>"$OUT/domaind-qemu.log" & PIDS[0]=$!
+    for _ in $(seq 1 500); do [ -S "$TMP/q.sock" ] && break; sleep 0.01; done
+    log "lifecycle: gateway, run dir on tmpfs ($SHM)"
+    bench gateway-tmpfs-run "$QGATEWAY" lifecycle "${LC[@]}"
+    # The restart benchmark runs its own domaind on the same socket, behind the same gateway.
+    kill -TERM "${PIDS[0]}"; wait "${PIDS[0]}" 2>/dev/null || true
+    PIDS=("${PIDS[1]}")
+    rm -rf "$SHM"; SHM=
+    log "lifecycle: restart with $RESTART_VMS VMs, $LC_ROUNDS rounds (through the gateway)"
+    "$BIN/virtplane-bench" --server "$QGATEWAY" --token "$TOKEN" --label gateway restart \
+        --count "$RESTART_VMS" --rounds "$LC_ROUNDS" --domaind "$BIN/virtplane-domaind" \
+        --state-dir "$TMP/r" --listen "$QDOMAIN" --vm-cgroup-root "$CGROUP_ROOT-r" \
+        --log "$OUT/domaind-restart.log" | tee -a "$OUT/virtplane.jsonl"
+    cleanup
+fi
 
 # ------------------------------------------------------------------ libvirt
 if [ "${SKIP_LIBVIRT:-0}" != 1 ]; then
@@ -129,12 +214,19 @@ if [ "${SKIP_LIBVIRT:-0}" != 1 ]; then
     "$LV/daemon.sh" start | tee -a "$OUT/run.log" >&2
     LIBVIRT_STARTED=1
     echo "libvirt: $(libvirtd --version)" >> "$OUT/env.txt"
-    counts_csv=$(echo "$COUNTS" | tr ' ' ',')
-    log "libvirt: 02_rpc.py --counts $counts_csv"
-    "$PY" "$LV/02_rpc.py" "$OUT/libvirt" --counts "$counts_csv" --duration "$SECONDS_PER_TRIAL" \
-        --trials "$TRIALS" --virsh-reps "$REPS" --keep 2>&1 | tee "$OUT/libvirt_02_rpc.log" >&2
-    last=${COUNTS##* }
-    time_cmd "virsh_list_all_$last" virsh -c qemu:///system list --all
+    if [ "$RPC" != 0 ]; then
+        counts_csv=$(echo "$COUNTS" | tr ' ' ',')
+        log "libvirt: 02_rpc.py --counts $counts_csv"
+        "$PY" "$LV/02_rpc.py" "$OUT/libvirt" --counts "$counts_csv" --duration "$SECONDS_PER_TRIAL" \
+            --trials "$TRIALS" --virsh-reps "$REPS" --keep 2>&1 | tee "$OUT/libvirt_02_rpc.log" >&2
+        last=${COUNTS##* }
+        time_cmd "virsh_list_all_$last" virsh -c qemu:///system list --all
+    fi
+    if [ "$LIFECYCLE" != 0 ]; then
+        log "libvirt: 03_start.py --reps $LC_STARTS --cycles $LC_CYCLES"
+        "$PY" "$LV/03_start.py" "$OUT/libvirt" --reps "$LC_STARTS" --cycles "$LC_CYCLES" \
+            --raw-reps "$LC_RAW_REPS" --virsh-reps 5 2>&1 | tee "$OUT/libvirt_03_start.log" >&2
+    fi
     "$PY" "$LV/cleanup.py" | tee -a "$OUT/run.log" >&2
     "$LV/daemon.sh" stop | tee -a "$OUT/run.log" >&2
     LIBVIRT_STARTED=0

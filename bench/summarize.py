@@ -4,6 +4,8 @@ the gateway) next to libvirt measured in the same run, with ratios and the issue
 
 usage: summarize.py OUTDIR > OUTDIR/summary.md
 
+The lifecycle part (qemu driver, floor, 03_start.py) is summarize_lifecycle.py's.
+
 Inputs (all optional except virtplane.jsonl):
   virtplane.jsonl              virtplane-bench JSON lines
   libvirt/02_rpc.json          ../shared/libvirt-bench/02_rpc.py output
@@ -17,6 +19,8 @@ import json
 import os
 import statistics
 import sys
+
+import summarize_lifecycle
 
 # The issue's bars, all through the gateway.
 BAR_LOOKUP_INFO_8 = 15000.0   # lookup+info calls/s, 8 clients, at least
@@ -90,6 +94,14 @@ def main():
     except OSError:
         pass
 
+    if vp:
+        rpc_sections(out, vp, lv, counts)
+    summarize_lifecycle.section(out)
+
+
+def rpc_sections(out, vp, lv, counts):
+    """The RPC part: bars, throughput, latency, whole commands."""
+    p = print
     # ------------------------------------------------------------- bars
     p("## The bars (through the gateway)\n")
     p("| bar | virtplane gateway | libvirt (same run) | virtplane ÷ libvirt | met |")

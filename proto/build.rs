@@ -8,6 +8,9 @@ const PROTOS: &[&str] = &[
     "virtplane/v1/common.proto",
     "virtplane/v1/host.proto",
     "virtplane/v1/domain.proto",
+    "virtplane/v1/console.proto",
+    "virtplane/v1/domain_stats.proto",
+    "virtplane/v1/qemu.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

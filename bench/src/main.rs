@@ -7,13 +7,18 @@
 //! the latency of every operation is summarised as median and nearest-rank p95/p99 in ms.
 //! Every result is printed as one JSON line with the load average before and after.
 
+mod api;
 mod cli;
 mod conn;
 mod cpu;
+mod floor;
+mod lifecycle;
 mod load;
 mod ops;
 mod population;
+mod qmp;
 mod report;
+mod restart;
 mod stats;
 
 use std::process::ExitCode;
@@ -45,6 +50,11 @@ fn main() -> ExitCode {
 
 /// Runs the chosen scenario and prints its JSON lines.
 async fn run(args: &Args) -> Result<(), String> {
+    if let Scenario::Floor(floor) = &args.scenario {
+        // Blocking by design (a plain client, as the floor should be): off the runtime's
+        // workers. It needs no server.
+        return tokio::task::block_in_place(|| floor::run(args, floor));
+    }
     let target = conn::Target::new(&args.server, args.token.as_deref())?;
     match &args.scenario {
         Scenario::LookupInfo => {
@@ -67,6 +77,9 @@ async fn run(args: &Args) -> Result<(), String> {
         }
         Scenario::Populate { count } => population::populate(&target, args, *count).await?,
         Scenario::Cleanup => population::cleanup(&target, args).await?,
+        Scenario::Lifecycle(life) => lifecycle::run(&target, args, life).await?,
+        Scenario::Restart(restart) => restart::run(&target, args, restart).await?,
+        Scenario::Floor(_) => {}
     }
     Ok(())
 }

@@ -9,6 +9,7 @@ use serde::Serialize;
 pub struct LatencyMs {
     pub n: usize,
     pub median_ms: f64,
+    pub p90_ms: f64,
     pub p95_ms: f64,
     pub p99_ms: f64,
     pub mean_ms: f64,
@@ -57,6 +58,7 @@ pub fn latency_ms(samples: &[Duration]) -> Option<LatencyMs> {
     Some(LatencyMs {
         n: v.len(),
         median_ms: round4(median(&v)),
+        p90_ms: round4(percentile(&v, 90.0)),
         p95_ms: round4(percentile(&v, 95.0)),
         p99_ms: round4(percentile(&v, 99.0)),
         mean_ms: round4(v.iter().sum::<f64>() / v.len() as f64),

@@ -44,18 +44,22 @@ if [ -z "$driver" ] && [ -f "$state_dir/driver" ]; then
 fi
 if [ -z "$driver" ]; then
     if command -v qemu-system-x86_64 >/dev/null 2>&1; then
-        echo "QEMU is installed, but this build has no qemu driver yet (issue #3): using the test driver."
+        echo "QEMU is installed: using the qemu driver (real virtual machines)."
+        driver=qemu
     else
         echo "QEMU is not installed: using the test driver (in-memory domains, like libvirt's test:///default)."
+        echo "Install qemu-system-x86 (and rerun with --driver qemu) for real virtual machines."
+        driver=test
     fi
-    driver=test
 fi
 case $driver in
     test) ;;
     qemu)
-        # Remove this refusal when the qemu driver lands (issue #3).
-        echo "up.sh: the qemu driver is not built yet (issue #3); use --driver test" >&2
-        exit 2 ;;
+        if ! command -v qemu-system-x86_64 >/dev/null 2>&1; then
+            echo "up.sh: --driver qemu needs qemu-system-x86_64 on PATH (apt-get install qemu-system-x86)" >&2
+            exit 2
+        fi
+        ;;
     *) echo "up.sh: --driver must be test or qemu, not '$driver'" >&2; exit 2 ;;
 esac
 

@@ -87,7 +87,7 @@ pub enum Command {
     /// Start a defined, shut-off domain
     Start(StartArgs),
     /// Gracefully shut down a domain
-    Shutdown(PowerArgs),
+    Shutdown(ShutdownArgs),
     /// Power off a domain at once
     Destroy(DestroyArgs),
     /// Reboot a domain
@@ -112,6 +112,26 @@ pub enum Command {
     Autostart(AutostartArgs),
     /// Wait for domain events and print them
     Event(EventArgs),
+    /// Connect to a domain's serial console (Ctrl-] detaches)
+    Console(crate::commands::console::ConsoleArgs),
+    /// Statistics of domains (all when none is named)
+    Domstats(crate::commands::stats::DomstatsArgs),
+    /// List a domain's disks
+    Domblklist(crate::commands::stats::DomblklistArgs),
+    /// List a domain's network interfaces
+    Domiflist(crate::commands::stats::DomiflistArgs),
+    /// Disk I/O counters of a domain
+    Domblkstat(crate::commands::stats::DomblkstatArgs),
+    /// Network interface counters of a domain
+    Domifstat(crate::commands::stats::DomifstatArgs),
+    /// Memory statistics of a domain
+    Dommemstat(crate::commands::stats::DommemstatArgs),
+    /// Send a raw QMP (or, with --hmp, HMP) command to a domain's QEMU (needs
+    /// domain:passthrough)
+    #[command(name = "qemu-monitor-command")]
+    QemuMonitorCmd(crate::commands::qemu::MonitorCommandArgs),
+    /// Print raw QMP events of a domain, or of every domain (needs domain:passthrough)
+    QemuMonitorEvent(crate::commands::qemu::MonitorEventArgs),
     /// Versions of virtctl, the service and the hypervisor
     Version,
     /// Node (host) information
@@ -236,6 +256,16 @@ pub struct PowerArgs {
     /// How to ask the guest (default: the driver's choice)
     #[arg(long, value_enum)]
     pub mode: Option<PowerModeArg>,
+}
+
+#[derive(Debug, Args)]
+pub struct ShutdownArgs {
+    #[command(flatten)]
+    pub power: PowerArgs,
+    /// Wait up to SECONDS for the domain to shut off, and fail if it has not (a guest may
+    /// ignore the request). Without it, return once the guest was asked, as virsh does.
+    #[arg(long, value_name = "SECONDS")]
+    pub wait: Option<u32>,
 }
 
 #[derive(Debug, Args)]

@@ -15,8 +15,11 @@ use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Response, Status};
+use virtplane_proto::v1::console_service_client::ConsoleServiceClient;
 use virtplane_proto::v1::domain_service_client::DomainServiceClient;
+use virtplane_proto::v1::domain_stats_service_client::DomainStatsServiceClient;
 use virtplane_proto::v1::host_service_client::HostServiceClient;
+use virtplane_proto::v1::qemu_service_client::QemuServiceClient;
 
 use crate::error::{Error, root_cause};
 
@@ -142,6 +145,18 @@ impl Conn {
         DomainServiceClient::new(self.channel.clone())
             .max_decoding_message_size(MAX_MESSAGE)
             .max_encoding_message_size(MAX_MESSAGE)
+    }
+
+    pub fn console(&self) -> ConsoleServiceClient<AuthChannel> {
+        ConsoleServiceClient::new(self.channel.clone())
+    }
+
+    pub fn stats(&self) -> DomainStatsServiceClient<AuthChannel> {
+        DomainStatsServiceClient::new(self.channel.clone()).max_decoding_message_size(MAX_MESSAGE)
+    }
+
+    pub fn qemu(&self) -> QemuServiceClient<AuthChannel> {
+        QemuServiceClient::new(self.channel.clone()).max_decoding_message_size(MAX_MESSAGE)
     }
 
     pub fn health(&self) -> tonic_health::pb::health_client::HealthClient<AuthChannel> {

@@ -338,6 +338,8 @@ pub enum EventBody {
     ConfigChanged {
         what: String,
     },
+    /// The guest rebooted or was reset (virsh's `reboot` event).
+    Reboot,
     /// A body this virtctl does not know yet (a newer server).
     Unknown,
 }
@@ -348,6 +350,7 @@ impl EventBody {
         match self {
             EventBody::Lifecycle { .. } => "lifecycle",
             EventBody::ConfigChanged { .. } => "config-changed",
+            EventBody::Reboot => "reboot",
             EventBody::Unknown => "unknown",
         }
     }
@@ -383,6 +386,7 @@ impl Event {
             Some(pb::domain_event::Body::ConfigChanged(c)) => EventBody::ConfigChanged {
                 what: c.what.clone(),
             },
+            Some(pb::domain_event::Body::Reboot(_)) => EventBody::Reboot,
             None => EventBody::Unknown,
         };
         Event {

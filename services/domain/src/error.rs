@@ -31,6 +31,16 @@ pub enum DomainError {
         #[source]
         source: std::io::Error,
     },
+    /// The hypervisor refused or failed what was asked (QEMU did not start, a QMP command
+    /// returned an error); the message carries its own words.
+    #[error("{0}")]
+    OperationFailed(String),
+    /// The hypervisor did not answer or finish in time (→ DEADLINE_EXCEEDED).
+    #[error("{0}")]
+    Timeout(String),
+    /// The hypervisor cannot be reached now, e.g. its monitor connection is gone (→ UNAVAILABLE).
+    #[error("{0}")]
+    Unavailable(String),
     #[error("internal error: {0}")]
     Internal(String),
 }

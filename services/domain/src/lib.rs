@@ -5,10 +5,13 @@
 //! semantics), `persist.rs` (files), `xml/` (the libvirt domain XML model).
 
 pub mod api;
+pub mod console;
 pub mod domains;
 pub mod driver;
 pub mod error;
 pub mod impact;
 pub mod model;
+pub mod passthrough;
 pub mod persist;
+pub mod stats;
 pub mod xml;

@@ -11,9 +11,13 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use virtplane_common::logging::{self, LogFormat};
 use virtplane_common::server::{self, ListenAddr};
 use virtplane_domain::api::DomainApi;
+use virtplane_domain::api::console::ConsoleApi;
 use virtplane_domain::driver::{self, DriverConfig, DriverKind};
+use virtplane_proto::v1::console_service_server::ConsoleServiceServer;
 use virtplane_proto::v1::domain_service_server::DomainServiceServer;
+use virtplane_proto::v1::domain_stats_service_server::DomainStatsServiceServer;
 use virtplane_proto::v1::host_service_server::HostServiceServer;
+use virtplane_proto::v1::qemu_service_server::QemuServiceServer;
 
 /// Serves virtplane's DomainService and HostService over a driver.
 #[derive(Debug, Parser)]
@@ -32,6 +36,18 @@ struct Args {
     /// Which driver runs the domains.
     #[arg(long, value_enum, default_value = "test")]
     driver: DriverKind,
+    /// The qemu driver's default emulator (for domains without <emulator>); default: the
+    /// first qemu-system-x86_64 on PATH.
+    #[arg(long, value_name = "PATH")]
+    emulator: Option<PathBuf>,
+    /// The qemu driver moves each QEMU into a cgroup of its own below this root (in every
+    /// cgroup hierarchy the service is in), so that stopping the service's cgroup (systemd,
+    /// a container restart) leaves VMs running. Default: virtplane.vms.
+    #[arg(long, value_name = "PATH")]
+    vm_cgroup_root: Option<PathBuf>,
+    /// Leave QEMU in the service's cgroup (VMs then die when that cgroup is killed).
+    #[arg(long, conflicts_with = "vm_cgroup_root")]
+    no_vm_cgroups: bool,
     /// Accept a plain TCP listen address. Without mTLS (not built yet) every peer that can
     /// reach the port gets full access, so this must be asked for explicitly.
     #[arg(long)]
@@ -98,17 +114,33 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let config = DriverConfig {
         state_dir: state_dir.clone(),
         run_dir,
+        emulator: args.emulator,
+        vm_cgroup_root: (!args.no_vm_cgroups).then_some(args.vm_cgroup_root),
     };
     let driver = driver::build(args.driver, &config).await?;
     let versions = driver.versions();
     tracing::info!(driver = versions.driver, state_dir = %state_dir.display(), "domain service starting");
+    let consoles = ConsoleApi::new(driver.clone());
     let api = DomainApi::new(driver);
-    let (routes, _health) =
-        server::standard_routes(&["virtplane.v1.DomainService", "virtplane.v1.HostService"])
-            .await?;
+    let (routes, _health) = server::standard_routes(&[
+        "virtplane.v1.DomainService",
+        "virtplane.v1.HostService",
+        "virtplane.v1.ConsoleService",
+        "virtplane.v1.DomainStatsService",
+        "virtplane.v1.QemuService",
+    ])
+    .await?;
     let routes = routes
         .add_service(DomainServiceServer::new(api.clone()))
-        .add_service(HostServiceServer::new(api));
-    server::serve(&listen, routes, args.socket_mode, server::shutdown_signal()).await?;
+        .add_service(DomainStatsServiceServer::new(api.clone()))
+        .add_service(QemuServiceServer::new(api.clone()))
+        .add_service(HostServiceServer::new(api))
+        .add_service(ConsoleServiceServer::new(consoles.clone()));
+    // Console streams never end by themselves: end them, or a graceful shutdown waits forever.
+    let shutdown = async move {
+        server::shutdown_signal().await;
+        consoles.shutdown().await;
+    };
+    server::serve(&listen, routes, args.socket_mode, shutdown).await?;
     Ok(())
 }

@@ -191,6 +191,8 @@ pub enum EventBody {
     Lifecycle(Lifecycle, &'static str),
     /// A config value changed ("vcpus", "memory", "autostart").
     ConfigChanged(&'static str),
+    /// The guest rebooted or was reset.
+    Reboot,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -32,6 +32,8 @@ async fn world() -> World {
     let config = DriverConfig {
         state_dir: dir.path().join("state"),
         run_dir: dir.path().join("run"),
+        emulator: None,
+        vm_cgroup_root: None,
     };
     let driver = TestDriver::open(&config).await.unwrap();
     World {
@@ -84,7 +86,7 @@ async fn lifecycle_transitions_and_refusals() {
     expect_invalid(d.suspend(&name("web")).await, "is not running");
     expect_invalid(d.resume(&name("web")).await, "is not paused");
     expect_invalid(
-        d.shutdown(&name("web"), PowerMode::Default).await,
+        d.shutdown(&name("web"), PowerMode::Default, None).await,
         "is not running",
     );
     expect_invalid(d.destroy(&name("web"), false).await, "is not running");
@@ -116,10 +118,12 @@ async fn lifecycle_transitions_and_refusals() {
 
     // The test driver takes no shutdown modes, as libvirt's (virCheckFlags(0)).
     assert!(matches!(
-        d.shutdown(&name("web"), PowerMode::Acpi).await,
+        d.shutdown(&name("web"), PowerMode::Acpi, None).await,
         Err(DomainError::Unsupported { .. })
     ));
-    d.shutdown(&name("web"), PowerMode::Default).await.unwrap();
+    d.shutdown(&name("web"), PowerMode::Default, None)
+        .await
+        .unwrap();
     assert_eq!(state(d, "web"), (State::Shutoff, Reason::ShutoffShutdown));
     d.start(&name("web"), true).await.unwrap();
     assert_eq!(state(d, "web"), (State::Paused, Reason::PausedUser));
@@ -151,7 +155,9 @@ async fn undefine_of_a_running_domain_leaves_it_transient_until_it_stops() {
     assert_eq!(summary.state, State::Running);
     expect_invalid(d.undefine(&name("web")).await, "transient");
     expect_invalid(d.set_autostart(&name("web"), true).await, "transient");
-    d.shutdown(&name("web"), PowerMode::Default).await.unwrap();
+    d.shutdown(&name("web"), PowerMode::Default, None)
+        .await
+        .unwrap();
     assert!(matches!(
         d.lookup(&name("web")),
         Err(DomainError::NotFound(_))
@@ -446,7 +452,7 @@ async fn lifecycle_actions_are_honoured() {
     let restart = with_actions("phoenix", "<on_poweroff>restart</on_poweroff>");
     d.define(parse_domain(&restart).unwrap()).await.unwrap();
     d.start(&name("phoenix"), false).await.unwrap();
-    d.shutdown(&name("phoenix"), PowerMode::Default)
+    d.shutdown(&name("phoenix"), PowerMode::Default, None)
         .await
         .unwrap();
     assert_eq!(state(d, "phoenix"), (State::Running, Reason::RunningBooted));
@@ -468,7 +474,9 @@ async fn a_paused_domain_can_be_shut_down_and_destroyed() {
         .await
         .unwrap();
     d.start(&name("web"), true).await.unwrap();
-    d.shutdown(&name("web"), PowerMode::Default).await.unwrap();
+    d.shutdown(&name("web"), PowerMode::Default, None)
+        .await
+        .unwrap();
     assert_eq!(state(d, "web").0, State::Shutoff);
     d.start(&name("web"), true).await.unwrap();
     d.destroy(&name("web"), false).await.unwrap();

@@ -45,14 +45,22 @@ pub struct Stack {
     pub gateway_sock: PathBuf,
     domaind: Option<Child>,
     gateway: Option<Child>,
+    /// `test` or `qemu`.
+    driver: &'static str,
 }
 
 impl Stack {
     /// Starts both daemons with the test driver and waits until they answer.
     pub fn start() -> Self {
+        Self::start_with("test")
+    }
+
+    /// Starts both daemons with `driver` (`test` or `qemu`). The directory is short (in
+    /// /tmp): QEMU's unix sockets live under it and their paths are limited to 107 bytes.
+    pub fn start_with(driver: &'static str) -> Self {
         let dir = tempfile::Builder::new()
-            .prefix("virtplane-e2e-")
-            .tempdir()
+            .prefix("vp-e2e-")
+            .tempdir_in("/tmp")
             .expect("temp dir");
         let tokens = [
             ("admin", "admin", ADMIN_TOKEN),
@@ -74,6 +82,7 @@ impl Stack {
             dir,
             domaind: None,
             gateway: None,
+            driver,
         };
         stack.start_domaind();
         stack.start_gateway();
@@ -93,7 +102,7 @@ impl Stack {
     pub fn start_domaind(&mut self) {
         let _ = std::fs::remove_file(&self.domain_sock);
         let child = Command::new(binary("virtplane-domaind"))
-            .args(["--driver", "test", "--state-dir"])
+            .args(["--driver", self.driver, "--state-dir"])
             .arg(self.dir.path().join("domain"))
             .arg("--run-dir")
             .arg(self.dir.path().join("run/domain"))
@@ -249,6 +258,44 @@ impl Stack {
     }
 }
 
+impl Stack {
+    /// The domain service's pid, while this stack runs it.
+    pub fn domaind_pid(&self) -> Option<i32> {
+        self.domaind
+            .as_ref()
+            .and_then(|c| i32::try_from(c.id()).ok())
+    }
+
+    /// Reaps a domain service that was killed from outside (e.g. with its cgroup).
+    pub fn reap_domaind(&mut self) {
+        if let Some(mut child) = self.domaind.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// The pids of the QEMU processes the qemu driver recorded in this stack's run dir, only
+    /// those whose command line is still QEMU's for that domain.
+    pub fn qemu_pids(&self) -> Vec<i32> {
+        let root = self.dir.path().join("run/domain/qemu");
+        let Ok(entries) = std::fs::read_dir(root) else {
+            return Vec::new();
+        };
+        entries
+            .flatten()
+            .filter_map(|e| std::fs::read(e.path().join("process.json")).ok())
+            .filter_map(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+            .filter_map(|record| {
+                let pid = i32::try_from(record["pid"].as_i64()?).ok()?;
+                let name = record["domain_name"].as_str()?.to_owned();
+                let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+                let cmdline = String::from_utf8_lossy(&cmdline);
+                cmdline.contains(&format!("guest={name}")).then_some(pid)
+            })
+            .collect()
+    }
+}
+
 impl Drop for Stack {
     fn drop(&mut self) {
         for child in [self.gateway.take(), self.domaind.take()]
@@ -256,6 +303,13 @@ impl Drop for Stack {
             .flatten()
         {
             stop(child);
+        }
+        // VMs outlive the service by design; a test's must not outlive the test.
+        for pid in self.qemu_pids() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
         }
     }
 }

@@ -221,6 +221,10 @@ pub fn event_text(e: &Event) -> String {
             format!("{} {}", kind.virsh_word(), virsh_detail(*kind, detail))
         }
         EventBody::ConfigChanged { what } => what.clone(),
+        // virsh: "event 'reboot' for domain 'NAME'", nothing after.
+        EventBody::Reboot => {
+            return format!("event 'reboot' for domain '{}'", e.domain);
+        }
         EventBody::Unknown => "unknown".to_string(),
     };
     format!(

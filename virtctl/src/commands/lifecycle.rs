@@ -4,7 +4,9 @@
 use virtplane_proto::v1 as pb;
 
 use super::{Ctx, domain_ref, read_xml, report_action};
-use crate::cli::{CreateArgs, DestroyArgs, DomainArg, PowerArgs, PowerModeArg, StartArgs};
+use crate::cli::{
+    CreateArgs, DestroyArgs, DomainArg, PowerArgs, PowerModeArg, ShutdownArgs, StartArgs,
+};
 use crate::error::Error;
 use crate::view::Domain;
 
@@ -53,15 +55,25 @@ pub async fn start(ctx: &mut Ctx, a: StartArgs) -> Result<(), Error> {
     ctx.out.line(format!("Domain '{name}' started"))
 }
 
-pub async fn shutdown(ctx: &mut Ctx, a: PowerArgs) -> Result<(), Error> {
+pub async fn shutdown(ctx: &mut Ctx, args: ShutdownArgs) -> Result<(), Error> {
+    let a = args.power;
     let mut client = ctx.conn.domains();
     let req = pb::ShutdownDomainRequest {
         domain: domain_ref(&a.domain),
         mode: power_mode(a.mode) as i32,
+        wait_seconds: args.wait.unwrap_or(0),
     };
+    if let Some(wait) = args.wait {
+        // The call lasts as long as the wait: give it that, plus the usual deadline.
+        ctx.conn.timeout += std::time::Duration::from_secs(wait.into());
+    }
     ctx.conn
         .unary(client.shutdown(ctx.conn.request(req)))
         .await?;
+    if args.wait.is_some() {
+        let msg = format!("Domain '{}' is shut off", a.domain);
+        return report_action(ctx, &a.domain, "shut_off", msg);
+    }
     let msg = format!("Domain '{}' is being shutdown", a.domain);
     report_action(ctx, &a.domain, "shutting_down", msg)
 }

@@ -2,11 +2,14 @@
 //! a few calls and prints. Shared here: the context every command gets and the name-or-UUID
 //! rule virsh uses for domain arguments.
 
+pub mod console;
 pub mod domain;
 pub mod events;
 pub mod host;
 pub mod lifecycle;
 pub mod memory;
+pub mod qemu;
+pub mod stats;
 pub mod vcpu;
 
 use std::time::Duration;
@@ -49,6 +52,15 @@ pub async fn run(command: Command, ctx: &mut Ctx) -> Result<(), Error> {
         Command::Setmem(a) => memory::setmem(ctx, a, false).await,
         Command::Setmaxmem(a) => memory::setmem(ctx, a, true).await,
         Command::Event(a) => events::event(ctx, a).await,
+        Command::Console(a) => console::console(ctx, a).await,
+        Command::Domstats(a) => stats::domstats(ctx, a).await,
+        Command::Domblklist(a) => stats::domblklist(ctx, a).await,
+        Command::Domiflist(a) => stats::domiflist(ctx, a).await,
+        Command::Domblkstat(a) => stats::domblkstat(ctx, a).await,
+        Command::Domifstat(a) => stats::domifstat(ctx, a).await,
+        Command::Dommemstat(a) => stats::dommemstat(ctx, a).await,
+        Command::QemuMonitorCmd(a) => qemu::monitor_command(ctx, a).await,
+        Command::QemuMonitorEvent(a) => qemu::monitor_event(ctx, a).await,
         Command::Version => host::version(ctx).await,
         Command::Nodeinfo => host::nodeinfo(ctx).await,
         Command::Health(a) => host::health(ctx, a).await,

@@ -212,6 +212,7 @@ pub fn event(event: Event) -> pb::DomainEvent {
                 what: what.to_owned(),
             })
         }
+        EventBody::Reboot => pb::domain_event::Body::Reboot(pb::RebootEvent {}),
     };
     pb::DomainEvent {
         sequence,

@@ -3,6 +3,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
@@ -16,7 +17,10 @@ use crate::driver::DomainDriver;
 use crate::model::{MemoryFlags, PowerMode, VcpuFlags, XmlFlags};
 use crate::xml::{DomainDef, parse_domain};
 
+pub mod console;
 pub mod convert;
+pub mod qemu;
+pub mod stats;
 pub mod status;
 
 /// Serves DomainService and HostService over one driver.
@@ -191,11 +195,16 @@ impl DomainService for DomainApi {
         request: Request<pb::ShutdownDomainRequest>,
     ) -> Reply<pb::ShutdownDomainResponse> {
         let caller = Caller::from_metadata(request.metadata());
-        let pb::ShutdownDomainRequest { domain, mode } = request.into_inner();
+        let pb::ShutdownDomainRequest {
+            domain,
+            mode,
+            wait_seconds,
+        } = request.into_inner();
         let mode = convert::power_mode(mode)?;
         require_write_for_agent(&caller, mode)?;
+        let wait = (wait_seconds > 0).then(|| Duration::from_secs(wait_seconds.into()));
         self.driver
-            .shutdown(&convert::domain_ref(domain)?, mode)
+            .shutdown(&convert::domain_ref(domain)?, mode, wait)
             .await?;
         Ok(Response::new(pb::ShutdownDomainResponse {}))
     }

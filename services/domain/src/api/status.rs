@@ -18,6 +18,9 @@ impl From<DomainError> for tonic::Status {
             DomainError::OperationInvalid(_) => (Code::FailedPrecondition, "OPERATION_INVALID"),
             DomainError::Unsupported { .. } => (Code::Unimplemented, "UNSUPPORTED"),
             DomainError::Storage { .. } => (Code::Internal, "STORAGE_FAILED"),
+            DomainError::OperationFailed(_) => (Code::FailedPrecondition, "OPERATION_FAILED"),
+            DomainError::Timeout(_) => (Code::DeadlineExceeded, "TIMEOUT"),
+            DomainError::Unavailable(_) => (Code::Unavailable, "HYPERVISOR_UNAVAILABLE"),
             DomainError::Internal(_) => (Code::Internal, "INTERNAL"),
         };
         with_reason(code, error.to_string(), reason)

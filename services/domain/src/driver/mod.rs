@@ -8,16 +8,22 @@ use std::sync::Arc;
 
 use virtplane_common::events::EventHub;
 
+use crate::console::ConsoleEndpoint;
 use crate::error::{DomainError, Result};
 use crate::model::{
     DomainRef, Event, Info, ListFilter, MemoryFlags, NodeInfo, PowerMode, Summary, VcpuFlags,
     Versions, XmlFlags,
 };
+use crate::passthrough::{MonitorEventFilter, MonitorEventStream};
+use crate::stats::{
+    self, BlockDevice, BlockStats, DomainStats, InterfaceEntry, InterfaceStats, MemoryStats,
+    StatsQuery,
+};
 use crate::xml::DomainDef;
 
+pub mod core;
 pub mod qemu;
 pub mod test;
-mod test_status;
 mod test_world;
 
 /// libvirt's hypervisor driver API, as far as virtplane has it.
@@ -40,7 +46,14 @@ pub trait DomainDriver: Send + Sync + 'static {
     fn vcpu_count(&self, domain: &DomainRef, flags: VcpuFlags) -> Result<u32>;
 
     async fn start(&self, domain: &DomainRef, paused: bool) -> Result<Summary>;
-    async fn shutdown(&self, domain: &DomainRef, mode: PowerMode) -> Result<()>;
+    /// Asks the guest to power off. With `wait`, returns only once the domain is shut off, or
+    /// fails when it is still running after `wait` (a guest may ignore ACPI).
+    async fn shutdown(
+        &self,
+        domain: &DomainRef,
+        mode: PowerMode,
+        wait: Option<std::time::Duration>,
+    ) -> Result<()>;
     async fn destroy(&self, domain: &DomainRef, graceful: bool) -> Result<()>;
     async fn reboot(&self, domain: &DomainRef, mode: PowerMode) -> Result<()>;
     async fn reset(&self, domain: &DomainRef) -> Result<()>;
@@ -53,6 +66,118 @@ pub trait DomainDriver: Send + Sync + 'static {
 
     /// The driver's event stream.
     fn events(&self) -> &Arc<EventHub<Event>>;
+
+    /// Where console `device` (an alias such as `serial0`; `None`: the first console) of a
+    /// running domain is, for the console hub (`crate::console`) to connect to. Drivers with
+    /// QEMU-style consoles build it with [`ConsoleEndpoint::locate`] from the live definition
+    /// and the VM's run dir. Not running → `DomainError::not_running`.
+    fn console_endpoint(
+        &self,
+        domain: &DomainRef,
+        device: Option<&str>,
+    ) -> Result<ConsoleEndpoint> {
+        let _ = (domain, device);
+        Err(DomainError::Unsupported {
+            driver: self.versions().driver,
+            what: "serial consoles".into(),
+        })
+    }
+
+    // Monitoring (domstats and friends). All are reads: they never take a domain's job lock,
+    // so a long job (a start, a hotplug) does not hold them up.
+
+    /// virConnectGetAllDomainStats / virDomainListGetStats (`domstats`).
+    async fn domain_stats(&self, query: &StatsQuery) -> Result<Vec<DomainStats>> {
+        let _ = query;
+        Err(unsupported(self.versions().driver, "domain statistics"))
+    }
+
+    /// The disks of the live (or, with `inactive`, the persistent) definition
+    /// (`domblklist`). Derived from the XML, as virsh does, so every driver has it.
+    fn block_devices(&self, domain: &DomainRef, inactive: bool) -> Result<Vec<BlockDevice>> {
+        Ok(stats::block_devices(&self.definition(domain, inactive)?))
+    }
+
+    /// The network interfaces of the live (or persistent) definition (`domiflist`).
+    fn interface_entries(&self, domain: &DomainRef, inactive: bool) -> Result<Vec<InterfaceEntry>> {
+        Ok(stats::interface_entries(
+            &self.definition(domain, inactive)?,
+        ))
+    }
+
+    /// A definition as `xml` gives it, parsed back (for the default list methods above).
+    fn definition(&self, domain: &DomainRef, inactive: bool) -> Result<DomainDef> {
+        let xml = self.xml(
+            domain,
+            XmlFlags {
+                inactive,
+                secure: false,
+            },
+        )?;
+        crate::xml::parse_domain(&xml).map_err(|e| {
+            DomainError::Internal(format!("the driver's own XML does not parse back: {e}"))
+        })
+    }
+
+    /// virDomainBlockStatsFlags (`domblkstat`): one disk by target or source path, or with
+    /// an empty `device` the sum over every disk.
+    async fn block_stats(&self, domain: &DomainRef, device: &str) -> Result<BlockStats> {
+        let _ = (domain, device);
+        Err(unsupported(self.versions().driver, "block statistics"))
+    }
+
+    /// virDomainInterfaceStats (`domifstat`): `device` is the host-side name or the MAC.
+    async fn interface_stats(&self, domain: &DomainRef, device: &str) -> Result<InterfaceStats> {
+        let _ = (domain, device);
+        Err(unsupported(self.versions().driver, "interface statistics"))
+    }
+
+    /// virDomainMemoryStats (`dommemstat`).
+    async fn memory_stats(&self, domain: &DomainRef) -> Result<MemoryStats> {
+        let _ = domain;
+        Err(unsupported(self.versions().driver, "memory statistics"))
+    }
+
+    /// virDomainSetMemoryStatsPeriod (`dommemstat --period`).
+    async fn set_memory_stats_period(
+        &self,
+        domain: &DomainRef,
+        period_secs: u32,
+        impact: crate::model::Impact,
+    ) -> Result<()> {
+        let _ = (domain, period_secs, impact);
+        Err(unsupported(
+            self.versions().driver,
+            "the memory statistics period",
+        ))
+    }
+
+    // Passthrough (`domain:passthrough`, checked by the gateway).
+
+    /// virDomainQemuMonitorCommand: a raw QMP command (JSON) or, with `hmp`, an HMP command
+    /// line; returns QMP's reply JSON or HMP's text.
+    async fn monitor_command(
+        &self,
+        domain: &DomainRef,
+        command: &str,
+        hmp: bool,
+    ) -> Result<String> {
+        let _ = (domain, command, hmp);
+        Err(unsupported(self.versions().driver, "monitor passthrough"))
+    }
+
+    /// virConnectDomainQemuMonitorEventRegister: raw monitor events.
+    fn monitor_events(&self, filter: MonitorEventFilter) -> Result<MonitorEventStream> {
+        let _ = filter;
+        Err(unsupported(self.versions().driver, "raw monitor events"))
+    }
+}
+
+fn unsupported(driver: &'static str, what: &str) -> DomainError {
+    DomainError::Unsupported {
+        driver,
+        what: what.into(),
+    }
 }
 
 /// Which driver to run.
@@ -69,15 +194,19 @@ pub enum DriverKind {
 pub struct DriverConfig {
     pub state_dir: PathBuf,
     pub run_dir: PathBuf,
+    /// The qemu driver's emulator for definitions without `<emulator>`; default: the first
+    /// `qemu-system-x86_64` on PATH.
+    pub emulator: Option<PathBuf>,
+    /// Where the qemu driver puts each QEMU's own cgroup, so that a restart that kills the
+    /// service's cgroup leaves VMs running: `None` = no placement (QEMU stays in the
+    /// service's cgroup), `Some(None)` = the default root (`virtplane.vms`).
+    pub vm_cgroup_root: Option<Option<PathBuf>>,
 }
 
 /// Builds the configured driver.
 pub async fn build(kind: DriverKind, config: &DriverConfig) -> Result<Arc<dyn DomainDriver>> {
     match kind {
         DriverKind::Test => Ok(Arc::new(test::TestDriver::open(config).await?)),
-        DriverKind::Qemu => Err(DomainError::Unsupported {
-            driver: "qemu",
-            what: "the qemu driver is not built yet; run with --driver test".into(),
-        }),
+        DriverKind::Qemu => Ok(qemu::QemuDriver::open(config).await?),
     }
 }

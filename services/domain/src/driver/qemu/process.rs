@@ -9,10 +9,9 @@
 //! - its stdin is null and its stdout/stderr are appended to a per-domain log file, never a pipe
 //!   into the service (a dead reader would mean SIGPIPE or a blocked QEMU);
 //! - nothing kills it on drop; while the service lives a background task reaps it, afterwards
-//!   it is re-parented to PID 1 (or the nearest subreaper).
-//!
-//! Not done here: moving QEMU out of the service's cgroup (issue 3, item 8), so a container or
-//! systemd restart that kills the whole cgroup still takes the VMs with it.
+//!   it is re-parented to PID 1 (or the nearest subreaper);
+//! - once spawned, the driver moves it out of the service's cgroup ([`cgroup`]), so that a
+//!   container or systemd restart that kills the whole cgroup leaves the VMs running.
 //!
 //! After a restart the service holds only a [`ProcessRecord`] from the run dir;
 //! [`QemuProcess::reattach`] trusts it only if the pid still runs with the same start time and
@@ -20,6 +19,7 @@
 //! Liveness of a non-child is read from `/proc`: a zombie waiting for PID 1 (which here reaps
 //! only every 1–2 s) has exited and counts as gone.
 
+pub mod cgroup;
 mod log;
 mod procfs;
 mod record;

@@ -1,8 +1,39 @@
-//! Device placement: `<address type='pci'>` → `bus`/`addr`, and disk names → indexes.
+//! Device placement: `<address type='pci'>` → `bus`/`addr`, `<address type='isa'>` →
+//! `iobase`/`irq`, and disk names → indexes.
 
 use super::ArgvError;
 use super::cmd::{Cmd, Props};
-use crate::xml::DeviceInfo;
+use crate::xml::{DeviceInfo, DomainDef};
+
+/// The `(bus, slot)` pairs where some device sits at a function other than 0: the device at
+/// function 0 there must be multifunction, and libvirt marks it so unless told `off`.
+pub(super) fn multifunction_slots(def: &DomainDef) -> Vec<(u32, u32)> {
+    let d = &def.devices;
+    let infos = d
+        .disks
+        .iter()
+        .map(|x| &x.info)
+        .chain(d.controllers.iter().map(|x| &x.info))
+        .chain(d.interfaces.iter().map(|x| &x.info))
+        .chain(d.inputs.iter().map(|x| &x.info))
+        .chain(d.videos.iter().map(|x| &x.info))
+        .chain(d.watchdogs.iter().map(|x| &x.info))
+        .chain(d.rngs.iter().map(|x| &x.info))
+        .chain(d.memballoon.iter().map(|x| &x.info));
+    let mut slots = Vec::new();
+    for a in infos.filter_map(|i| i.address.as_ref()) {
+        let num = |n: &str| a.get(n).map_or(Some(0), parse_num);
+        if a.addr_type == "pci"
+            && let (Some(bus), Some(slot), Some(function)) =
+                (num("bus"), num("slot"), num("function"))
+            && function != 0
+            && !slots.contains(&(bus, slot))
+        {
+            slots.push((bus, slot));
+        }
+    }
+    slots
+}
 
 /// Adds `bus`/`addr` for an explicit PCI address; without one QEMU picks a free slot on the
 /// root bus. Other address kinds are not translated here.
@@ -38,18 +69,43 @@ pub(super) fn pci(
         )));
     }
     let bus = num("bus")?;
+    // libvirt adds the PCI controllers such addresses need; this builder does not guess
+    // which kind (bridge, root port, ...) was meant.
+    if bus != 0 && !cmd.pci_buses.contains(&bus) {
+        return Err(ArgvError::invalid(
+            format!("{what}: <address type='pci' bus='{bus:#04x}'>"),
+            format!("there is no <controller type='pci' index='{bus}'> for it"),
+        ));
+    }
+    let bus_id = if bus == 0 {
+        cmd.root_bus().to_string()
+    } else {
+        format!("pci.{bus}")
+    };
+    // An address without a slot asks for one to be filled in (libvirt's autofill): QEMU
+    // picks a free slot on the bus.
+    if a.get("slot").is_none() {
+        if a.get("function").is_some_and(|f| parse_num(f) != Some(0)) {
+            return Err(ArgvError::invalid(
+                format!("{what}: <address type='pci'>"),
+                "a function needs a slot",
+            ));
+        }
+        if a.get("bus").is_some() {
+            props.set("bus", bus_id);
+        }
+        return Ok(());
+    }
     let slot = num("slot")?;
     let function = num("function")?;
-    props.set(
-        "bus",
-        if bus == 0 {
-            cmd.root_bus().to_string()
-        } else {
-            format!("pci.{bus}")
-        },
-    );
-    if a.get("multifunction") == Some("on") {
-        props.set("multifunction", true);
+    props.set("bus", bus_id);
+    match a.get("multifunction") {
+        Some("on") => props.set("multifunction", true),
+        Some("off") => props.set("multifunction", false),
+        _ if function == 0 && cmd.multifunction_slots.contains(&(bus, slot)) => {
+            props.set("multifunction", true)
+        }
+        _ => {}
     }
     props.set(
         "addr",
@@ -62,7 +118,33 @@ pub(super) fn pci(
     Ok(())
 }
 
-fn parse_num(v: &str) -> Option<u32> {
+/// An `<address type='isa' iobase=… irq=…>` becomes the ISA device's `iobase`/`irq`; without
+/// one QEMU uses the device's standard resources. Other address kinds are refused.
+pub(super) fn isa(info: &DeviceInfo, what: &str, props: &mut Props) -> Result<(), ArgvError> {
+    let Some(a) = &info.address else {
+        return Ok(());
+    };
+    if a.addr_type != "isa" {
+        return Err(ArgvError::unsupported(format!(
+            "<address type='{}'> on {what}",
+            a.addr_type
+        )));
+    }
+    for name in ["iobase", "irq"] {
+        if let Some(v) = a.get(name) {
+            let n = parse_num(v).ok_or_else(|| {
+                ArgvError::invalid(
+                    format!("{what}: <address {name}='{v}'>"),
+                    "a number (decimal or 0x hex)",
+                )
+            })?;
+            props.set(name, n);
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn parse_num(v: &str) -> Option<u32> {
     match v.strip_prefix("0x").or_else(|| v.strip_prefix("0X")) {
         Some(hex) => u32::from_str_radix(hex, 16).ok(),
         None => v.parse().ok(),

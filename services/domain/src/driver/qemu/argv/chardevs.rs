@@ -3,11 +3,20 @@
 //! A unix-socket backend whose XML gives no path gets one in the run dir (the guest agent's
 //! channel is `RUN/org.qemu.guest_agent.0`), so the driver knows where to connect; QEMU
 //! listens on it (`server=on,wait=off`).
+//!
+//! Consoles (serial ports and virtio consoles) are always proxied by the domain service
+//! (`crate::console`), never handed out as host ptys: a `type='pty'` console becomes a unix
+//! socket QEMU listens on, `RUN/ALIAS.sock`, which the service can reconnect to after a
+//! restart. Every console whose socket virtplane places (pty, or unix without a path) also
+//! gets `logfile=RUN/ALIAS.log,logappend=on`: QEMU records the output there even while nobody
+//! is connected, so the scrollback survives a service restart. The paths come from
+//! `crate::console::{socket_path, log_path}`, which the console service reads too.
 
 use std::path::Path;
 
 use super::cmd::{Cmd, Props};
-use super::{ArgvContext, ArgvError};
+use super::{ArgvContext, ArgvError, addr, virtio_serial};
+use crate::console::{log_path, socket_path};
 use crate::xml::{CharDevice, DomainDef};
 
 pub(super) fn chardevs(def: &DomainDef, ctx: &ArgvContext, cmd: &mut Cmd) -> Result<(), ArgvError> {
@@ -59,8 +68,12 @@ pub(super) fn chardevs(def: &DomainDef, ctx: &ArgvContext, cmd: &mut Cmd) -> Res
             }
             Some("virtio") => {
                 let id = format!("charconsole{j}");
-                let default = ctx.run_dir.join(format!("console{j}.sock"));
-                cmd.flag("-chardev", backend(c, &id, &default)?);
+                let alias = format!("console{j}");
+                let (default, log) = (
+                    socket_path(&ctx.run_dir, &alias),
+                    log_path(&ctx.run_dir, &alias),
+                );
+                cmd.flag("-chardev", backend(c, &id, &default, Some(&log))?);
                 cmd.device(
                     Props::driver("virtconsole")
                         .with("chardev", id.as_str())
@@ -74,6 +87,8 @@ pub(super) fn chardevs(def: &DomainDef, ctx: &ArgvContext, cmd: &mut Cmd) -> Res
             }
         }
     }
+    let virtio_channels: Vec<&CharDevice> = d.channels.iter().filter(|c| is_virtio(c)).collect();
+    let ports = virtio_serial::ports(def, &virtio_channels)?;
     for (k, ch) in d.channels.iter().enumerate() {
         if !is_virtio(ch) {
             let t = ch
@@ -97,10 +112,12 @@ pub(super) fn chardevs(def: &DomainDef, ctx: &ArgvContext, cmd: &mut Cmd) -> Res
             None => format!("channel{k}.sock"),
         };
         let id = format!("charchannel{k}");
-        cmd.flag("-chardev", backend(ch, &id, &ctx.run_dir.join(file))?);
+        cmd.flag("-chardev", backend(ch, &id, &ctx.run_dir.join(file), None)?);
+        // Every channel is virtio by now, so the k-th channel has the k-th port.
+        let port = &ports[k];
         let mut p = Props::driver("virtserialport")
-            .with("bus", "virtio-serial0.0")
-            .with("nr", k as u32 + 1)
+            .with("bus", port.bus.as_str())
+            .with("nr", port.nr)
             .with("chardev", id.as_str())
             .with("id", format!("channel{k}"));
         p.set_opt("name", name);
@@ -119,23 +136,41 @@ fn console_kind(c: &CharDevice) -> Option<&str> {
 
 fn serial(c: &CharDevice, port: u32, run_dir: &Path, cmd: &mut Cmd) -> Result<(), ArgvError> {
     let id = format!("charserial{port}");
-    let default = run_dir.join(format!("serial{port}.sock"));
-    cmd.flag("-chardev", backend(c, &id, &default)?);
-    cmd.device(
-        Props::driver("isa-serial")
-            .with("chardev", id.as_str())
-            .with("id", format!("serial{port}"))
-            .with("index", port),
-    );
+    let alias = format!("serial{port}");
+    let (default, log) = (socket_path(run_dir, &alias), log_path(run_dir, &alias));
+    cmd.flag("-chardev", backend(c, &id, &default, Some(&log))?);
+    let mut p = Props::driver("isa-serial")
+        .with("chardev", id.as_str())
+        .with("id", format!("serial{port}"))
+        .with("index", port);
+    addr::isa(&c.info, &format!("<serial> port {port}"), &mut p)?;
+    cmd.device(p);
     Ok(())
 }
 
 /// The `-chardev` value; `default_path` serves a unix socket given without a path.
-fn backend(c: &CharDevice, id: &str, default_path: &Path) -> Result<String, ArgvError> {
+/// `console_log` is given for consoles: a pty console is then proxied (a socket at
+/// `default_path`), and a socket at `default_path` logs to `console_log`.
+fn backend(
+    c: &CharDevice,
+    id: &str,
+    default_path: &Path,
+    console_log: Option<&Path>,
+) -> Result<String, ArgvError> {
     let src = c.sources.first();
     let path = src.and_then(|s| s.path.as_deref());
+    let owned = |log: &Path| {
+        format!(
+            "socket,id={id},path={},server=on,wait=off,logfile={},logappend=on",
+            escape(&default_path.display().to_string()),
+            escape(&log.display().to_string())
+        )
+    };
     Ok(match c.dev_type.as_str() {
-        "pty" => format!("pty,id={id}"),
+        "pty" => match console_log {
+            Some(log) => owned(log),
+            None => format!("pty,id={id}"),
+        },
         "null" => format!("null,id={id}"),
         "file" => {
             let p = path.ok_or_else(|| {
@@ -147,16 +182,69 @@ fn backend(c: &CharDevice, id: &str, default_path: &Path) -> Result<String, Argv
             let p = path
                 .map(str::to_string)
                 .unwrap_or_else(|| default_path.display().to_string());
-            match src.and_then(|s| s.mode.as_deref()) {
-                Some("connect") => format!("socket,id={id},path={}", escape(&p)),
+            match (src.and_then(|s| s.mode.as_deref()), path, console_log) {
+                (Some("connect"), _, _) => format!("socket,id={id},path={}", escape(&p)),
+                (_, None, Some(log)) => owned(log),
                 _ => format!("socket,id={id},path={},server=on,wait=off", escape(&p)),
             }
         }
+        "dev" | "tcp" | "udp" | "vc" => host_backend(c, id)?,
         other => {
             return Err(ArgvError::unsupported(format!(
                 "character device type '{other}' ({id})"
             )));
         }
+    })
+}
+
+/// Backends on host devices and the network, as libvirt spells them: a host tty, TCP (client,
+/// or a server with `mode='bind'`), UDP (to the `connect` source, from the `bind` one), and
+/// QEMU's own virtual console.
+fn host_backend(c: &CharDevice, id: &str) -> Result<String, ArgvError> {
+    let what = format!("<{} type='{}'> ({id})", c.dev_type, c.dev_type);
+    let source = |mode: &str| {
+        c.sources
+            .iter()
+            .find(|s| s.mode.as_deref().unwrap_or("connect") == mode)
+    };
+    Ok(match c.dev_type.as_str() {
+        "dev" => {
+            let path = c.sources.first().and_then(|s| s.path.as_deref());
+            let path = path.ok_or_else(|| ArgvError::invalid(&what, "needs <source path=…>"))?;
+            format!("serial,id={id},path={}", escape(path))
+        }
+        "tcp" => {
+            let s = c.sources.first();
+            let (Some(host), Some(port)) = (
+                s.and_then(|s| s.host.as_deref()),
+                s.and_then(|s| s.service.as_deref()),
+            ) else {
+                return Err(ArgvError::invalid(&what, "needs <source host=… service=…>"));
+            };
+            let server = s.and_then(|s| s.mode.as_deref()) == Some("bind");
+            format!(
+                "socket,id={id},host={},port={}{}",
+                escape(host),
+                escape(port),
+                if server { ",server=on,wait=off" } else { "" }
+            )
+        }
+        "udp" => {
+            let remote = source("connect");
+            let local = source("bind");
+            let port = remote.and_then(|s| s.service.as_deref());
+            let port = port.ok_or_else(|| {
+                ArgvError::invalid(&what, "needs <source mode='connect' service=…>")
+            })?;
+            format!(
+                "udp,id={id},host={},port={},localaddr={},localport={}",
+                escape(remote.and_then(|s| s.host.as_deref()).unwrap_or("")),
+                escape(port),
+                escape(local.and_then(|s| s.host.as_deref()).unwrap_or("")),
+                escape(local.and_then(|s| s.service.as_deref()).unwrap_or("0")),
+            )
+        }
+        _ => format!("vc,id={id}"),
     })
 }
 

@@ -22,6 +22,11 @@ pub(super) struct Cmd {
     pub machine: String,
     /// Whether QEMU runs under KVM.
     pub kvm: bool,
+    /// Indexes of the declared PCI controllers below the root: the buses `pci.N` a device
+    /// address may name.
+    pub pci_buses: Vec<u32>,
+    /// PCI slots with devices at functions other than 0 ([`super::addr::multifunction_slots`]).
+    pub multifunction_slots: Vec<(u32, u32)>,
 }
 
 impl Cmd {
@@ -46,11 +51,21 @@ impl Cmd {
                 "machine type '{machine}' (only pc, pc-i440fx-*, q35, pc-q35-*)"
             )));
         };
+        let pci_buses = def
+            .devices
+            .controllers
+            .iter()
+            .zip(super::controllers::indexes(def))
+            .filter(|(c, i)| c.controller_type == "pci" && *i != 0)
+            .map(|(_, i)| i)
+            .collect();
         Ok(Cmd {
             args: Vec::new(),
             chipset,
             machine,
             kvm,
+            pci_buses,
+            multifunction_slots: super::addr::multifunction_slots(def),
         })
     }
 
@@ -76,6 +91,11 @@ impl Cmd {
     /// `-object {json}`.
     pub fn object(&mut self, props: Props) {
         self.flag("-object", props.to_json());
+    }
+
+    /// Any other option taking a JSON object (`-audiodev {json}`).
+    pub fn object_flag(&mut self, flag: &str, props: Props) {
+        self.flag(flag, props.to_json());
     }
 
     /// The root PCI bus's id.

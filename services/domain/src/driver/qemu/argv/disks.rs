@@ -1,8 +1,9 @@
-//! Disks as `-blockdev` (storage node + format node) and `-device`, and the controllers they
-//! hang off (SCSI, SATA, USB, virtio-serial, PCI ports).
+//! Disks as `-blockdev` (storage node + format node) and `-device`, spelled as libvirt 9.0
+//! spells them: virtio, SATA, IDE, SCSI, USB and floppy.
 //!
-//! Node names follow libvirt: `libvirt-N-storage` / `libvirt-N-format`, N counting down from
-//! the number of disks, so later hotplugged disks get fresh, higher numbers.
+//! Disks are taken in libvirt's order (see [`libvirt_order`]); node names follow libvirt:
+//! `libvirt-N-storage` / `libvirt-N-format`, N counting down from the number of disks, so later
+//! hotplugged disks get fresh, higher numbers.
 
 use serde_json::Value;
 
@@ -10,7 +11,8 @@ use super::ArgvError;
 use super::addr::{self, DriveAddr};
 use super::boot::boot_indexes;
 use super::cmd::{Chipset, Cmd, Props};
-use crate::xml::{Controller, Disk, DiskDevice, DomainDef};
+use super::controllers::{scsi_model, usb_id};
+use crate::xml::{Disk, DiskDevice, DomainDef};
 
 /// Image formats QEMU opens without extra secrets or setup.
 const FORMATS: &[&str] = &[
@@ -27,132 +29,8 @@ const FORMATS: &[&str] = &[
     "parallels",
 ];
 
-/// The explicit controllers, then the ones the disks need but the XML left implicit (as
-/// libvirt adds them while parsing).
-pub(super) fn controllers(def: &DomainDef, cmd: &mut Cmd) -> Result<(), ArgvError> {
-    for c in &def.devices.controllers {
-        controller(c, cmd)?;
-    }
-    let declared = |t: &str, i: u32| {
-        def.devices
-            .controllers
-            .iter()
-            .any(|c| c.controller_type == t && c.index.unwrap_or(0) == i)
-    };
-    let mut implied: Vec<(&str, u32)> = Vec::new();
-    for d in &def.devices.disks {
-        let kind = match bus(d)? {
-            "scsi" => "scsi",
-            "sata" if cmd.chipset != Chipset::Q35 => "sata",
-            "sata" => "sata-q35",
-            _ => continue,
-        };
-        let a = drive_addr(d)?;
-        if kind == "sata-q35" && a.controller == 0 {
-            continue;
-        }
-        let kind = if kind == "sata-q35" { "sata" } else { kind };
-        if !declared(kind, a.controller) && !implied.contains(&(kind, a.controller)) {
-            implied.push((kind, a.controller));
-        }
-    }
-    let usb_input = def
-        .devices
-        .inputs
-        .iter()
-        .any(|i| i.bus.as_deref() == Some("usb"));
-    if usb_input {
-        match def
-            .devices
-            .controllers
-            .iter()
-            .find(|c| c.controller_type == "usb" && c.index.unwrap_or(0) == 0)
-        {
-            None => implied.push(("usb", 0)),
-            Some(c) if c.model.as_deref() == Some("none") => {
-                return Err(ArgvError::invalid(
-                    "<input bus='usb'>",
-                    "needs a USB controller, but <controller type='usb' model='none'> removes it",
-                ));
-            }
-            Some(_) => {}
-        }
-    }
-    for (kind, index) in implied {
-        controller(
-            &Controller {
-                controller_type: kind.to_string(),
-                index: Some(index),
-                model: None,
-                info: Default::default(),
-                extra: Default::default(),
-            },
-            cmd,
-        )?;
-    }
-    Ok(())
-}
-
-fn controller(c: &Controller, cmd: &mut Cmd) -> Result<(), ArgvError> {
-    let index = c.index.unwrap_or(0);
-    let model = c.model.as_deref();
-    let what = || {
-        let m = model.map(|m| format!(" model='{m}'")).unwrap_or_default();
-        format!("<controller type='{}'{m}>", c.controller_type)
-    };
-    let q35 = cmd.chipset == Chipset::Q35;
-    let props = match (c.controller_type.as_str(), model) {
-        ("pci", Some("pci-root" | "pcie-root")) => return Ok(()),
-        ("pci", Some("pcie-root-port")) => Props::driver("pcie-root-port")
-            .with("port", 0x10 + index)
-            .with("chassis", index)
-            .with("id", format!("pci.{index}")),
-        ("pci", Some("pci-bridge")) => Props::driver("pci-bridge")
-            .with("chassis_nr", index)
-            .with("id", format!("pci.{index}")),
-        ("usb", Some("none")) => return Ok(()),
-        ("usb", m) => {
-            let driver = match m {
-                None if q35 => "qemu-xhci",
-                None | Some("piix3-uhci") => "piix3-usb-uhci",
-                Some("qemu-xhci") => "qemu-xhci",
-                Some("nec-xhci") => "nec-usb-xhci",
-                Some("ich9-ehci1") => "ich9-usb-ehci1",
-                Some(_) => return Err(ArgvError::unsupported(what())),
-            };
-            Props::driver(driver).with("id", usb_id(index))
-        }
-        ("scsi", None | Some("virtio-scsi")) => {
-            Props::driver("virtio-scsi-pci").with("id", format!("scsi{index}"))
-        }
-        // The chipset's own controllers are always there.
-        ("sata", None | Some("ahci")) if q35 && index == 0 => return Ok(()),
-        ("ide", None | Some("piix3" | "piix4")) if !q35 && index == 0 => return Ok(()),
-        ("sata", None | Some("ahci")) => {
-            Props::driver("ich9-ahci").with("id", format!("sata{index}"))
-        }
-        ("virtio-serial", None) => {
-            Props::driver("virtio-serial-pci").with("id", format!("virtio-serial{index}"))
-        }
-        _ => return Err(ArgvError::unsupported(what())),
-    };
-    let mut props = props;
-    addr::pci(cmd, &c.info, &what(), &mut props)?;
-    cmd.device(props);
-    Ok(())
-}
-
-/// QEMU's id for USB controller `index` (libvirt's: `usb`, then `usb1`, ...).
-pub(super) fn usb_id(index: u32) -> String {
-    if index == 0 {
-        "usb".into()
-    } else {
-        format!("usb{index}")
-    }
-}
-
 /// The disk's bus: `<target bus>`, or what its name implies, as libvirt does.
-fn bus(d: &Disk) -> Result<&str, ArgvError> {
+pub(super) fn bus(d: &Disk) -> Result<&str, ArgvError> {
     if let Some(b) = &d.target.bus {
         return Ok(b);
     }
@@ -173,31 +51,171 @@ fn bus(d: &Disk) -> Result<&str, ArgvError> {
     })
 }
 
-fn drive_addr(d: &Disk) -> Result<DriveAddr, ArgvError> {
+/// The disk's drive address: its `<address type='drive'>`, or the one libvirt assigns from
+/// its name's index. SCSI uses libvirt's wide mapping (15 units per controller, skipping unit
+/// 7, the controller's own).
+pub(super) fn drive_addr(d: &Disk) -> Result<DriveAddr, ArgvError> {
     let (units, buses) = match bus(d)? {
+        "scsi" if d.info.address.is_none() => {
+            let idx = name_index(d)?;
+            let unit = idx % 15;
+            return Ok(DriveAddr {
+                controller: idx / 15,
+                bus: 0,
+                target: 0,
+                unit: if unit >= 7 { unit + 1 } else { unit },
+            });
+        }
         "ide" => (2, 2),
         "sata" => (6, 1),
+        "fdc" => (2, 1),
         _ => (7, 1),
     };
     addr::drive_addr(&d.info, &d.target.dev, units, buses)
 }
 
+fn name_index(d: &Disk) -> Result<u32, ArgvError> {
+    addr::disk_index(&d.target.dev).ok_or_else(|| {
+        ArgvError::invalid(
+            format!("<target dev='{}'>", d.target.dev),
+            "a disk name like vda, sdb or hdc",
+        )
+    })
+}
+
+/// The order libvirt keeps disks in (`virDomainDiskInsert`, applied while parsing): grouped
+/// by bus in order of first appearance, each bus's disks sorted by their name's index. The
+/// node names, and which disk `<boot dev='hd'/>` means, follow this order.
+pub(super) fn libvirt_order(def: &DomainDef) -> Result<Vec<usize>, ArgvError> {
+    let disks = &def.devices.disks;
+    let index = |i: usize| addr::disk_index(&disks[i].target.dev).map_or(-1, i64::from);
+    let mut order: Vec<usize> = Vec::with_capacity(disks.len());
+    for (new, d) in disks.iter().enumerate() {
+        let new_bus = bus(d)?;
+        let mut insert_at = None;
+        for pos in (0..order.len()).rev() {
+            if bus(&disks[order[pos]])? != new_bus {
+                continue;
+            }
+            if index(order[pos]) > index(new) {
+                insert_at = Some(pos);
+            } else if insert_at.is_none() {
+                insert_at = Some(pos + 1);
+            }
+        }
+        order.insert(insert_at.unwrap_or(order.len()), new);
+    }
+    Ok(order)
+}
+
 pub(super) fn disks(def: &DomainDef, cmd: &mut Cmd) -> Result<(), ArgvError> {
     let boot = boot_indexes(def)?;
-    let count = def.devices.disks.len();
-    for (i, d) in def.devices.disks.iter().enumerate() {
-        disk(d, count - i, boot.disks[i], cmd)?;
+    let order = libvirt_order(def)?;
+    floppy_controller(def, &boot.disks, cmd)?;
+    let mut ids: Vec<(String, &str)> = Vec::new();
+    for d in &def.devices.disks {
+        let id = device_id(def, d)?;
+        if let Some((_, other)) = ids.iter().find(|(i, _)| *i == id) {
+            return Err(ArgvError::invalid(
+                format!("disks '{other}' and '{}'", d.target.dev),
+                "they have the same address",
+            ));
+        }
+        ids.push((id, &d.target.dev));
+    }
+    let count = order.len();
+    for (pos, &i) in order.iter().enumerate() {
+        disk(def, &def.devices.disks[i], count - pos, boot.disks[i], cmd)?;
     }
     Ok(())
 }
 
-fn disk(d: &Disk, n: usize, bootindex: Option<u32>, cmd: &mut Cmd) -> Result<(), ArgvError> {
+/// Floppy drives take their boot index from the controller (`bootindexA`/`bootindexB`): the
+/// PC's built-in one through `-global`, on q35 an `isa-fdc` device that only exists then.
+fn floppy_controller(
+    def: &DomainDef,
+    boot: &[Option<u32>],
+    cmd: &mut Cmd,
+) -> Result<(), ArgvError> {
+    let mut has_floppy = false;
+    let mut index = [None, None];
+    for (i, d) in def.devices.disks.iter().enumerate() {
+        if bus(d)? != "fdc" {
+            continue;
+        }
+        has_floppy = true;
+        let a = drive_addr(d)?;
+        if a.controller != 0 || a.bus != 0 || a.target != 0 || a.unit > 1 {
+            return Err(ArgvError::invalid(
+                format!("floppy '{}'", d.target.dev),
+                "the floppy controller has units 0 and 1 only (fda, fdb)",
+            ));
+        }
+        index[a.unit as usize] = boot[i];
+    }
+    if !has_floppy {
+        return Ok(());
+    }
+    match cmd.chipset {
+        Chipset::I440fx => {
+            for (drive, i) in ["A", "B"].iter().zip(index) {
+                if let Some(i) = i {
+                    cmd.flag("-global", format!("isa-fdc.bootindex{drive}={i}"));
+                }
+            }
+        }
+        Chipset::Q35 => {
+            let mut p = Props::driver("isa-fdc");
+            p.set_opt("bootindexA", index[0]);
+            p.set_opt("bootindexB", index[1]);
+            cmd.device(p);
+        }
+    }
+    Ok(())
+}
+
+/// (direct, no-flush, write-cache) per libvirt's `qemuDomainDiskCacheModeToQemu`.
+type CacheMode = (bool, bool, bool);
+
+fn cache_mode(d: &Disk, what: &str) -> Result<Option<CacheMode>, ArgvError> {
+    let driver = d.driver.as_ref();
+    Ok(match driver.and_then(|x| x.cache.as_deref()) {
+        // libvirt's default for a shareable, writable disk: no host cache another host's
+        // writes could hide behind.
+        None | Some("default") if d.shareable && !d.readonly => Some((true, false, true)),
+        None | Some("default") => None,
+        Some("none") => Some((true, false, true)),
+        Some("writethrough") => Some((false, false, false)),
+        Some("writeback") => Some((false, false, true)),
+        Some("directsync") => Some((true, false, false)),
+        Some("unsafe") => Some((false, true, true)),
+        Some(other) => {
+            return Err(ArgvError::unsupported(format!("cache='{other}' on {what}")));
+        }
+    })
+}
+
+fn disk(
+    def: &DomainDef,
+    d: &Disk,
+    n: usize,
+    bootindex: Option<u32>,
+    cmd: &mut Cmd,
+) -> Result<(), ArgvError> {
     let dev = &d.target.dev;
     let what = format!("disk '{dev}'");
-    let cdrom = d.device == DiskDevice::Cdrom;
-    match d.device {
-        DiskDevice::Disk | DiskDevice::Cdrom => {}
+    let kind = d.device;
+    match kind {
+        DiskDevice::Disk | DiskDevice::Cdrom | DiskDevice::Floppy => {}
         other => return Err(ArgvError::unsupported(format!("<disk device='{other}'>"))),
+    }
+    let cdrom = kind == DiskDevice::Cdrom;
+    let bus_name = bus(d)?;
+    if (kind == DiskDevice::Floppy) != (bus_name == "fdc") {
+        return Err(ArgvError::invalid(
+            &what,
+            "floppies go on bus='fdc', and only floppies do",
+        ));
     }
     let driver = d.driver.as_ref();
     if let Some(name) = driver.and_then(|x| x.name.as_deref())
@@ -213,19 +231,18 @@ fn disk(d: &Disk, n: usize, bootindex: Option<u32>, cmd: &mut Cmd) -> Result<(),
             "<driver type='{format}'> on {what}"
         )));
     }
-    // (direct, no-flush, write-cache) per libvirt's qemuDomainDiskCacheModeToQemu.
-    let cache = match driver.and_then(|x| x.cache.as_deref()) {
-        None | Some("default") => None,
-        Some("none") => Some((true, false, true)),
-        Some("writethrough") => Some((false, false, false)),
-        Some("writeback") => Some((false, false, true)),
-        Some("directsync") => Some((true, false, false)),
-        Some("unsafe") => Some((false, true, true)),
-        Some(other) => return Err(ArgvError::unsupported(format!("cache='{other}'"))),
-    };
+    let readonly = d.readonly || cdrom;
+    // As libvirt: several guests may write one image only if its format has no metadata
+    // of its own that they would overwrite.
+    if d.shareable && !readonly && format != "raw" {
+        return Err(ArgvError::invalid(
+            &what,
+            format!("a shareable, writable disk must be raw, not {format}"),
+        ));
+    }
+    let cache = cache_mode(d, &what)?;
     let cache_json = cache
         .map(|(direct, no_flush, _)| serde_json::json!({"direct": direct, "no-flush": no_flush}));
-    let readonly = d.readonly || cdrom;
     let source = source_node(d, &what)?;
     let format_node = format!("libvirt-{n}-format");
     if let Some((driver_name, path)) = source {
@@ -254,21 +271,73 @@ fn disk(d: &Disk, n: usize, bootindex: Option<u32>, cmd: &mut Cmd) -> Result<(),
             "needs a <source>; only CD-ROMs may be empty",
         ));
     }
-    let has_media = source.is_some();
-    let mut p = match (bus(d)?, cdrom) {
-        ("virtio", false) => {
-            let mut p = Props::driver("virtio-blk-pci");
-            addr::pci(cmd, &d.info, &what, &mut p)?;
-            p
+    let drive = source.map(|_| format_node);
+    let id = device_id(def, d)?;
+    let mut p = frontend(def, d, &what, cmd)?;
+    let mut bootindex = bootindex;
+    match bus_name {
+        "scsi" => {
+            // QEMU used the -drive name in the disk's SCSI identification before -blockdev;
+            // libvirt passes the same value on so the guest sees no change.
+            let vpd = d.serial.clone().unwrap_or_else(|| format!("drive-{id}"));
+            p.set("device_id", vpd);
         }
-        ("virtio", true) => {
+        "usb" if drive.is_none() => {
             return Err(ArgvError::invalid(
                 &what,
+                "a USB CD-ROM needs a <source>: QEMU's usb-storage cannot be empty",
+            ));
+        }
+        // A floppy's boot index belongs to the controller.
+        "fdc" => bootindex = None,
+        _ => {}
+    }
+    if d.shareable {
+        p.set("share-rw", true);
+    }
+    p.set_opt("drive", drive);
+    p.set("id", id);
+    p.set_opt("bootindex", bootindex.map(Value::from));
+    if bus_name == "usb" {
+        p.set("removable", false);
+    }
+    if let Some((_, _, wc)) = cache {
+        p.set("write-cache", if wc { "on" } else { "off" });
+    }
+    if bus_name != "fdc" {
+        p.set_opt("serial", d.serial.as_deref());
+    } else if d.serial.is_some() {
+        return Err(ArgvError::unsupported(format!(
+            "<serial> on {what} (bus='{bus_name}')"
+        )));
+    }
+    cmd.device(p);
+    Ok(())
+}
+
+/// The `-device` driver and placement of a disk.
+fn frontend(def: &DomainDef, d: &Disk, what: &str, cmd: &Cmd) -> Result<Props, ArgvError> {
+    let cdrom = d.device == DiskDevice::Cdrom;
+    Ok(match bus(d)? {
+        "virtio" if cdrom => {
+            return Err(ArgvError::invalid(
+                what,
                 "a CD-ROM cannot be on the virtio bus; use sata, scsi or ide",
             ));
         }
-        ("sata", _) => {
+        "virtio" => {
+            let mut p = Props::driver("virtio-blk-pci");
+            addr::pci(cmd, &d.info, what, &mut p)?;
+            p
+        }
+        "sata" => {
             let a = drive_addr(d)?;
+            if a.bus != 0 || a.unit > 5 || a.target != 0 {
+                return Err(ArgvError::invalid(
+                    what,
+                    "a SATA controller has one bus with units 0-5",
+                ));
+            }
             let bus = if cmd.chipset == Chipset::Q35 && a.controller == 0 {
                 format!("ide.{}", a.unit)
             } else {
@@ -276,45 +345,82 @@ fn disk(d: &Disk, n: usize, bootindex: Option<u32>, cmd: &mut Cmd) -> Result<(),
             };
             Props::driver(if cdrom { "ide-cd" } else { "ide-hd" }).with("bus", bus)
         }
-        ("ide", _) => {
+        "ide" => {
             let a = drive_addr(d)?;
             if cmd.chipset == Chipset::Q35 || a.controller != 0 {
                 return Err(ArgvError::unsupported(format!(
                     "bus='ide' on {what} with this machine (q35 has SATA, not IDE)"
                 )));
             }
+            if a.bus > 1 || a.unit > 1 || a.target != 0 {
+                return Err(ArgvError::invalid(
+                    what,
+                    "the PC's IDE controller has buses 0-1 with units 0-1 (hda to hdd)",
+                ));
+            }
             Props::driver(if cdrom { "ide-cd" } else { "ide-hd" })
                 .with("bus", format!("ide.{}", a.bus))
                 .with("unit", a.unit)
         }
-        ("scsi", _) => {
+        "scsi" => {
             let a = drive_addr(d)?;
-            Props::driver(if cdrom { "scsi-cd" } else { "scsi-hd" })
-                .with("bus", format!("scsi{}.0", a.controller))
-                .with("channel", a.bus)
-                .with("scsi-id", a.target)
-                .with("lun", a.unit)
+            let p = Props::driver(if cdrom { "scsi-cd" } else { "scsi-hd" });
+            // The LSI controller has one bus of narrow SCSI ids, no channels or LUNs.
+            if scsi_model(def, a.controller) == "lsilogic" {
+                if a.target != 0 {
+                    return Err(ArgvError::invalid(
+                        what,
+                        "the lsilogic SCSI controller needs <address target='0'>",
+                    ));
+                }
+                // Id 7 is the controller's own; QEMU refuses more (libvirt passes them on).
+                if a.unit > 6 {
+                    return Err(ArgvError::invalid(
+                        what,
+                        format!(
+                            "SCSI id {} is beyond the lsilogic controller's 0-6; \
+                             use another controller or model='virtio-scsi'",
+                            a.unit
+                        ),
+                    ));
+                }
+                p.with("bus", format!("scsi{}.{}", a.controller, a.bus))
+                    .with("scsi-id", a.unit)
+            } else {
+                p.with("bus", format!("scsi{}.0", a.controller))
+                    .with("channel", a.bus)
+                    .with("scsi-id", a.target)
+                    .with("lun", a.unit)
+            }
         }
-        (other, _) => {
+        "usb" => {
+            let mut p = Props::driver("usb-storage");
+            match &d.info.address {
+                None => p.set("bus", "usb.0"),
+                Some(a) if a.addr_type == "usb" => {
+                    let bus = a.get("bus").unwrap_or("0");
+                    let index: u32 = bus.parse().map_err(|_| {
+                        ArgvError::invalid(format!("{what}: <address bus='{bus}'>"), "a number")
+                    })?;
+                    p.set("bus", format!("{}.0", usb_id(index)));
+                    p.set_opt("port", a.get("port"));
+                }
+                Some(a) => {
+                    return Err(ArgvError::unsupported(format!(
+                        "<address type='{}'> on {what}",
+                        a.addr_type
+                    )));
+                }
+            }
+            p
+        }
+        "fdc" => Props::driver("floppy").with("unit", drive_addr(d)?.unit),
+        other => {
             return Err(ArgvError::unsupported(format!(
                 "<target bus='{other}'> on {what}"
             )));
         }
-    };
-    if has_media {
-        p.set("drive", format_node);
-    }
-    p.set("id", device_id(d)?);
-    if d.shareable {
-        p.set("share-rw", true);
-    }
-    p.set_opt("serial", d.serial.as_deref());
-    if let Some((_, _, wc)) = cache {
-        p.set("write-cache", if wc { "on" } else { "off" });
-    }
-    p.set_opt("bootindex", bootindex.map(Value::from));
-    cmd.device(p);
-    Ok(())
+    })
 }
 
 /// The storage node's driver and path, or `None` for an empty CD-ROM.
@@ -335,24 +441,26 @@ fn source_node<'a>(d: &'a Disk, what: &str) -> Result<Option<(&'static str, &'a 
     }
 }
 
-/// libvirt's device ids: `virtio-disk0`, `sata0-0-1`, `ide0-1-0`, `scsi0-0-0-1`.
-fn device_id(d: &Disk) -> Result<String, ArgvError> {
-    Ok(match bus(d)? {
-        "virtio" => format!(
-            "virtio-disk{}",
-            addr::disk_index(&d.target.dev).unwrap_or(0)
-        ),
-        "sata" => {
-            let a = drive_addr(d)?;
-            format!("sata{}-0-{}", a.controller, a.unit)
+/// libvirt's device ids: `virtio-disk0`, `sata0-0-1`, `ide0-1-0`, `scsi0-0-0-1` (`scsi0-0-1`
+/// on an LSI controller), `usb-disk1`, `fdc0-0-1`.
+fn device_id(def: &DomainDef, d: &Disk) -> Result<String, ArgvError> {
+    let bus = bus(d)?;
+    if matches!(bus, "virtio" | "usb") {
+        let prefix = if bus == "usb" {
+            "usb-disk"
+        } else {
+            "virtio-disk"
+        };
+        return Ok(format!("{prefix}{}", name_index(d)?));
+    }
+    let a = drive_addr(d)?;
+    Ok(match bus {
+        "sata" => format!("sata{}-0-{}", a.controller, a.unit),
+        "ide" => format!("ide{}-{}-{}", a.controller, a.bus, a.unit),
+        "fdc" => format!("fdc{}-{}-{}", a.controller, a.bus, a.unit),
+        _ if scsi_model(def, a.controller) == "lsilogic" => {
+            format!("scsi{}-{}-{}", a.controller, a.bus, a.unit)
         }
-        "ide" => {
-            let a = drive_addr(d)?;
-            format!("ide{}-{}-{}", a.controller, a.bus, a.unit)
-        }
-        _ => {
-            let a = drive_addr(d)?;
-            format!("scsi{}-{}-{}-{}", a.controller, a.bus, a.target, a.unit)
-        }
+        _ => format!("scsi{}-{}-{}-{}", a.controller, a.bus, a.target, a.unit),
     })
 }

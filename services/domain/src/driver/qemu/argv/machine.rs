@@ -31,12 +31,12 @@ pub(super) fn head(def: &DomainDef, _ctx: &ArgvContext, cmd: &mut Cmd) -> Result
 /// Clock, lifecycle, boot and direct kernel boot: after the monitor, before devices.
 pub(super) fn tail(def: &DomainDef, cmd: &mut Cmd) -> Result<(), ArgvError> {
     clock(def, cmd)?;
-    if def.on_poweroff == Some(LifecycleAction::Preserve) {
-        cmd.arg("-no-shutdown");
-    }
+    // As libvirt 9.0 does with QEMU >= 6.0: a guest poweroff only stops QEMU, and the
+    // driver carries out <on_poweroff> (and turns an ACPI reboot into a reset). The driver
+    // sets `set-action reboot=shutdown` over QMP for <on_reboot>destroy</on_reboot>.
+    cmd.arg("-no-shutdown");
     match def.on_reboot {
-        Some(LifecycleAction::Destroy) => cmd.arg("-no-reboot"),
-        None | Some(LifecycleAction::Restart) => {}
+        None | Some(LifecycleAction::Restart | LifecycleAction::Destroy) => {}
         Some(other) => {
             return Err(ArgvError::unsupported(format!(
                 "<on_reboot>{}</on_reboot>",
@@ -98,6 +98,8 @@ fn feature_props(def: &DomainDef, cmd: &Cmd) -> Result<Vec<String>, ArgvError> {
                 props.push("smm=on".into())
             }
             ("smm", Some("off")) => props.push("smm=off".into()),
+            // A CPU property: see `cpu_model`.
+            ("pvspinlock", None | Some("on" | "off")) => {}
             (name, state) => {
                 let state = state.map(|s| format!(" state='{s}'")).unwrap_or_default();
                 return Err(ArgvError::unsupported(format!(
@@ -169,8 +171,9 @@ fn rom_bios(def: &DomainDef) -> Option<&str> {
 /// `-cpu`, or nothing: without `<cpu>` QEMU's default model is used, never `host`, so a
 /// guest's CPU does not silently depend on the host it starts on.
 fn cpu_model(def: &DomainDef, cmd: &Cmd) -> Result<Option<String>, ArgvError> {
+    let extras = paravirt_props(def);
     let Some(cpu) = &def.cpu else {
-        return Ok(None);
+        return Ok(default_model(def, extras));
     };
     let mode = cpu.mode.unwrap_or(CpuMode::Custom);
     let base = match mode {
@@ -187,7 +190,7 @@ fn cpu_model(def: &DomainDef, cmd: &Cmd) -> Result<Option<String>, ArgvError> {
         CpuMode::Maximum => "max".to_string(),
         CpuMode::Custom => match &cpu.model {
             Some(m) if !m.name.is_empty() => m.name.clone(),
-            _ if cpu.features.is_empty() => return Ok(None),
+            _ if cpu.features.is_empty() => return Ok(default_model(def, extras)),
             _ => {
                 return Err(ArgvError::invalid(
                     "<cpu><feature>",
@@ -204,7 +207,44 @@ fn cpu_model(def: &DomainDef, cmd: &Cmd) -> Result<Option<String>, ArgvError> {
         };
         parts.push(format!("{}={on}", f.name));
     }
+    parts.extend(extras);
     Ok(Some(parts.join(",")))
+}
+
+/// Paravirtual clock and spinlock switches, which QEMU takes as CPU properties, in
+/// libvirt's order: `<timer name='kvmclock' present=…>`, then `<pvspinlock state=…>`.
+fn paravirt_props(def: &DomainDef) -> Vec<String> {
+    let mut props = Vec::new();
+    let timers = def.clock.iter().flat_map(|c| c.timers.iter());
+    for t in timers.filter(|t| t.name == "kvmclock") {
+        match t.present.as_deref() {
+            Some("yes") => props.push("kvmclock=on".to_string()),
+            Some("no") => props.push("kvmclock=off".to_string()),
+            _ => {}
+        }
+    }
+    let features = def.features.iter().flat_map(|f| f.items.iter());
+    for f in features.filter(|f| f.name == "pvspinlock") {
+        let on = f.state.as_deref() != Some("off");
+        props.push(format!("kvm-pv-unhalt={}", if on { "on" } else { "off" }));
+    }
+    props
+}
+
+/// With no model asked for, QEMU's default (`qemu64`, `qemu32` for i686) is named only when
+/// properties must be added to it, as libvirt does.
+fn default_model(def: &DomainDef, extras: Vec<String>) -> Option<String> {
+    if extras.is_empty() {
+        return None;
+    }
+    let base = if def.os.arch.as_deref() == Some("i686") {
+        "qemu32"
+    } else {
+        "qemu64"
+    };
+    let mut parts = vec![base.to_string()];
+    parts.extend(extras);
+    Some(parts.join(","))
 }
 
 /// `-m size=…k`, with `slots` and `maxmem` for memory hotplug (`<maxMemory>`).
@@ -290,6 +330,8 @@ fn clock(def: &DomainDef, cmd: &mut Cmd) -> Result<(), ArgvError> {
             ("pit", None | Some("yes"), None) => {}
             ("hpet", Some("no"), None) => after.push(("-no-hpet", "")),
             ("hpet", None | Some("yes"), None) => {}
+            // A CPU property: see `cpu_model`.
+            ("kvmclock", _, None) => {}
             (name, _, _) => {
                 return Err(ArgvError::unsupported(format!(
                     "this <timer name='{name}'> setting"

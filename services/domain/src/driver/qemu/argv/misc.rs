@@ -3,7 +3,7 @@
 use super::addr;
 use super::cmd::{Cmd, Props};
 use super::{ArgvContext, ArgvError};
-use crate::xml::DomainDef;
+use crate::xml::{DomainDef, VideoModel};
 
 pub(super) fn inputs(def: &DomainDef, cmd: &mut Cmd) -> Result<(), ArgvError> {
     for (i, input) in def.devices.inputs.iter().enumerate() {
@@ -47,9 +47,10 @@ pub(super) fn inputs(def: &DomainDef, cmd: &mut Cmd) -> Result<(), ArgvError> {
     Ok(())
 }
 
-/// `-vnc`. A password is never put on the command line, where any local user could read
-/// it: `password=on` makes QEMU refuse clients until the driver sets the secret over QMP
-/// (`set_password`, libvirt's `change-vnc-password`) after start and before `cont`.
+/// `-audiodev` and `-vnc`. A password is never put on the command line, where any local
+/// user could read it: `password=on` makes QEMU refuse clients until the driver sets the
+/// secret over QMP (`set_password`, libvirt's `change-vnc-password`) after start and before
+/// `cont`.
 pub(super) fn graphics(def: &DomainDef, ctx: &ArgvContext, cmd: &mut Cmd) -> Result<(), ArgvError> {
     let gs = &def.devices.graphics;
     if gs.len() > 1 {
@@ -110,6 +111,14 @@ pub(super) fn graphics(def: &DomainDef, ctx: &ArgvContext, cmd: &mut Cmd) -> Res
     if g.passwd.is_some() {
         vnc.push_str(",password=on");
     }
+    // VNC can carry guest audio; as libvirt 9.0 does, it gets a silent backend of its own
+    // (the `<audio id='1' type='none'/>` libvirt adds), so QEMU never opens the host's
+    // sound system.
+    cmd.object_flag(
+        "-audiodev",
+        Props::new().with("id", "audio1").with("driver", "none"),
+    );
+    vnc.push_str(",audiodev=audio1");
     cmd.flag("-vnc", vnc);
     if let Some(k) = &g.keymap {
         cmd.flag("-k", k.as_str());
@@ -117,7 +126,9 @@ pub(super) fn graphics(def: &DomainDef, ctx: &ArgvContext, cmd: &mut Cmd) -> Res
     Ok(())
 }
 
-/// `<video>`; a display without one gets a standard VGA, as libvirt adds.
+/// `<video>`; a display without one gets a standard VGA, as libvirt adds. The primary
+/// video comes first (libvirt moves it there); sizes in the XML are KiB, QEMU's properties
+/// are MiB or bytes, and a missing size takes libvirt's default.
 pub(super) fn videos(def: &DomainDef, cmd: &mut Cmd) -> Result<(), ArgvError> {
     let vs = &def.devices.videos;
     if vs.is_empty() && !def.devices.graphics.is_empty() {
@@ -127,22 +138,65 @@ pub(super) fn videos(def: &DomainDef, cmd: &mut Cmd) -> Result<(), ArgvError> {
                 .with("vgamem_mb", 16),
         );
     }
-    for (i, v) in vs.iter().enumerate() {
+    let primary = vs
+        .iter()
+        .position(|v| v.model.as_ref().and_then(|m| m.primary.as_deref()) == Some("yes"))
+        .unwrap_or(0);
+    let order = (0..vs.len())
+        .filter(|&i| i == primary)
+        .chain((0..vs.len()).filter(|&i| i != primary));
+    for (i, v) in order.map(|i| &vs[i]).enumerate() {
         let model = v.model.as_ref();
         let kind = model.map(|m| m.model_type.as_str()).unwrap_or("vga");
         let what = format!("<video><model type='{kind}'>");
+        let size = |get: fn(&VideoModel) -> Option<u32>, default_kib: u32| {
+            model.and_then(get).unwrap_or(default_kib)
+        };
+        if kind != "qxl" && model.is_some_and(|m| m.ram.is_some() || m.vgamem.is_some()) {
+            return Err(ArgvError::unsupported(format!(
+                "ram or vgamem on {what} (only qxl has them)"
+            )));
+        }
+        let heads = model.and_then(|m| m.heads);
+        if !matches!(kind, "qxl" | "virtio") && heads.is_some_and(|h| h != 1) {
+            return Err(ArgvError::unsupported(format!("several heads on {what}")));
+        }
+        let id = format!("video{i}");
         let mut p = match kind {
             "none" => continue,
-            "vga" => {
-                let mb = model.and_then(|m| m.vram).map(|k| k / 1024).unwrap_or(16);
-                Props::driver("VGA")
-                    .with("id", format!("video{i}"))
-                    .with("vgamem_mb", mb)
+            "vga" => Props::driver("VGA")
+                .with("id", id)
+                .with("vgamem_mb", size(|m| m.vram, 16384) / 1024),
+            "cirrus" => Props::driver("cirrus-vga").with("id", id),
+            "bochs" => Props::driver("bochs-display")
+                .with("id", id)
+                .with("vgamem", u64::from(size(|m| m.vram, 16384)) * 1024),
+            "ramfb" if i == 0 => {
+                if v.info.address.is_some() {
+                    return Err(ArgvError::unsupported(format!("an <address> on {what}")));
+                }
+                cmd.device(Props::driver("ramfb").with("id", id));
+                continue;
             }
-            "cirrus" => Props::driver("cirrus-vga").with("id", format!("video{i}")),
-            "bochs" => Props::driver("bochs-display").with("id", format!("video{i}")),
-            "virtio" if i == 0 => Props::driver("virtio-vga").with("id", format!("video{i}")),
-            "virtio" => Props::driver("virtio-gpu-pci").with("id", format!("video{i}")),
+            "virtio" => {
+                let mut p = Props::driver(if i == 0 {
+                    "virtio-vga"
+                } else {
+                    "virtio-gpu-pci"
+                })
+                .with("id", id);
+                p.set_opt("max_outputs", heads);
+                p
+            }
+            "qxl" => {
+                let mut p = Props::driver(if i == 0 { "qxl-vga" } else { "qxl" }).with("id", id);
+                p.set_opt("max_outputs", heads);
+                p.set("ram_size", u64::from(size(|m| m.ram, 65536)) * 1024);
+                p.set("vram_size", u64::from(size(|m| m.vram, 65536)) * 1024);
+                p.set("vram64_size_mb", 0);
+                p.set("vgamem_mb", size(|m| m.vgamem, 16384) / 1024);
+                p
+            }
             _ => return Err(ArgvError::unsupported(what)),
         };
         addr::pci(cmd, &v.info, &what, &mut p)?;
@@ -165,6 +219,11 @@ pub(super) fn watchdogs(def: &DomainDef, cmd: &mut Cmd) -> Result<(), ArgvError>
             let mut p = Props::driver("i6300esb").with("id", "watchdog0");
             addr::pci(cmd, &w.info, &what, &mut p)?;
             cmd.device(p);
+        }
+        "ib700" if w.info.address.is_some() => {
+            return Err(ArgvError::unsupported(format!(
+                "an <address> on {what}: the ISA card has fixed resources"
+            )));
         }
         "ib700" => cmd.device(Props::driver("ib700").with("id", "watchdog0")),
         _ => return Err(ArgvError::unsupported(what)),

@@ -119,3 +119,148 @@ fn describe_paths() {
         "attribute 'foo' of <disk>"
     );
 }
+
+#[test]
+fn content_the_model_keeps_without_understanding_is_refused_anywhere() {
+    // Outside <devices> and <os> too: NUMA tuning or hugepages silently dropped would give
+    // a different guest than the one defined.
+    for (extra, needle) in [
+        (
+            "<numatune><memory mode='strict' nodeset='0'/></numatune>",
+            "<numatune>",
+        ),
+        (
+            "<memoryBacking><hugepages/></memoryBacking>",
+            "<memoryBacking>",
+        ),
+        ("<pm><suspend-to-mem enabled='no'/></pm>", "<pm>"),
+    ] {
+        let def = parse_domain(&format!(
+            "<domain type='qemu'><name>t</name>\
+             <uuid>c7a5fdbd-edaf-9455-926a-d65c16db1809</uuid>\
+             <memory unit='MiB'>128</memory>{extra}\
+             <os><type arch='x86_64' machine='pc'>hvm</type></os></domain>"
+        ))
+        .unwrap();
+        let err = build(&def, &ctx(false)).unwrap_err();
+        assert!(err.to_string().contains(needle), "{extra}: {err}");
+        assert!(err.to_string().contains("not understood"), "{err}");
+    }
+}
+
+fn q35(devices: &str) -> DomainDef {
+    parse_domain(&format!(
+        "<domain type='qemu'><name>t</name><uuid>c7a5fdbd-edaf-9455-926a-d65c16db1809</uuid>\
+         <memory unit='MiB'>128</memory><os><type arch='x86_64' machine='q35'>hvm</type></os>\
+         <devices>{devices}</devices></domain>"
+    ))
+    .expect("test XML parses")
+}
+
+/// What QEMU would refuse at start (or libvirt at define) is refused here, naming it.
+#[test]
+fn device_placement_refusals_name_what_they_refuse() {
+    let file = |dev: &str, bus: &str, extra: &str| {
+        format!(
+            "<disk type='file' device='disk'><source file='/i/{dev}.img'/>\
+             <target dev='{dev}' bus='{bus}'/>{extra}</disk>"
+        )
+    };
+    let cases = [
+        (
+            file("sdh", "scsi", ""),
+            "beyond the lsilogic controller's 0-6",
+        ),
+        (
+            file(
+                "hda",
+                "ide",
+                "<address type='drive' controller='0' bus='0' target='0' unit='2'/>",
+            ),
+            "buses 0-1 with units 0-1",
+        ),
+        (
+            format!(
+                "{}{}",
+                file("sda", "sata", ""),
+                file(
+                    "sdb",
+                    "sata",
+                    "<address type='drive' controller='0' bus='0' target='0' unit='0'/>"
+                )
+            ),
+            "disks 'sda' and 'sdb': they have the same address",
+        ),
+        (
+            file(
+                "vda",
+                "virtio",
+                "<address type='pci' domain='0' bus='3' slot='1' function='0'/>",
+            ),
+            "no <controller type='pci' index='3'>",
+        ),
+        (
+            file("fda", "ide", "").replace("device='disk'", "device='floppy'"),
+            "floppies go on bus='fdc'",
+        ),
+        (
+            "<disk type='file' device='cdrom'><target dev='sda' bus='usb'/><readonly/></disk>"
+                .to_string(),
+            "usb-storage cannot be empty",
+        ),
+        (
+            file("vda", "virtio", "<shareable/>")
+                .replace("<source", "<driver name='qemu' type='qcow2'/><source"),
+            "must be raw, not qcow2",
+        ),
+        (
+            "<controller type='scsi' index='0'/><controller type='scsi' index='0'/>".to_string(),
+            "<controller type='scsi' index='0'>: defined more than once",
+        ),
+        (
+            "<controller type='pci' index='0' model='pcie-root'/>".to_string(),
+            "machine type 'pc' has a pci-root",
+        ),
+        (
+            "<serial type='udp'><source mode='bind' service='1'/></serial>".to_string(),
+            "needs <source mode='connect' service=…>",
+        ),
+        (
+            "<channel type='unix'><target type='virtio' name='a'/>\
+             <address type='virtio-serial' controller='2' bus='0' port='1'/></channel>"
+                .to_string(),
+            "no <controller type='virtio-serial' index='2'>",
+        ),
+        (
+            "<serial type='pty'><address type='pci' bus='0' slot='5'/></serial>".to_string(),
+            "<address type='pci'> on <serial>",
+        ),
+        (
+            "<video><model type='cirrus' vgamem='8192'/></video>".to_string(),
+            "only qxl has them",
+        ),
+    ];
+    for (devices, needle) in cases {
+        let err = build(&domain("qemu", "", &devices), &ctx(true)).unwrap_err();
+        assert!(err.to_string().contains(needle), "{devices}: {err}");
+    }
+    let err = build(
+        &q35("<controller type='pci' index='0' model='pci-root'/>"),
+        &ctx(true),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("has a pcie-root"), "{err}");
+}
+
+#[test]
+fn controllers_without_index_are_numbered_like_libvirt() {
+    // libvirt gives each the lowest index its type does not use, here 1 and 3.
+    let def = q35("<controller type='pci' model='pcie-root'/>\
+         <controller type='pci' model='pcie-root-port'/>\
+         <controller type='pci' index='2' model='pcie-root-port'/>\
+         <controller type='pci' model='pcie-root-port'/>");
+    let args = build(&def, &ctx(true)).unwrap().args.join(" ");
+    for id in ["\"pci.1\"", "\"pci.2\"", "\"pci.3\""] {
+        assert!(args.contains(id), "{id}: {args}");
+    }
+}

@@ -1,15 +1,16 @@
-//! Loading the test driver's domains from disk at start-up, and what happens once per
-//! host boot (the default world, autostart).
+//! Loading a driver's domains from disk at start-up.
 
+use super::status::Status;
 use super::*;
+use crate::persist::file_stem;
 
-impl TestDriver {
+impl Core {
     /// Reads every stored domain. A config that cannot be used (unparsable, stored under
     /// another name's file, or repeating another's UUID) is moved to `domains/broken/` and
     /// reported: nothing the user wrote is deleted or later overwritten. After a host reboot
-    /// (`new_boot`) the simulated guests are gone, as real ones would be: runtime status is
+    /// (`new_boot`) the guests are gone (they died with the host): runtime status is
     /// dropped, transient domains vanish and persistent ones are shut off.
-    pub(super) fn load(&self, new_boot: bool) -> Result<()> {
+    pub fn load(&self, new_boot: bool) -> Result<()> {
         let mut max_id = 0;
         for stored in self.store.load_all()? {
             let stem = stored.stem.clone();
@@ -93,34 +94,13 @@ impl TestDriver {
         Ok(())
     }
 
-    pub(super) fn set_aside(&self, stem: &str, why: &str) {
+    pub fn set_aside(&self, stem: &str, why: &str) {
         match self.store.quarantine(stem) {
             Ok(path) => {
                 tracing::error!(file = %path.display(), "domain config cannot be loaded ({why}); moved aside for repair")
             }
             Err(error) => {
                 tracing::error!(%error, "domain config {stem} cannot be loaded ({why}) nor moved aside")
-            }
-        }
-    }
-
-    pub(super) async fn seed_default_world(&self) -> Result<()> {
-        let (summary, _) = self
-            .define(parse_domain(test_world::DEFAULT_DOMAIN_XML)?)
-            .await?;
-        if !summary.state.is_active() {
-            self.start(&DomainRef::Name(summary.name), false).await?;
-        }
-        Ok(())
-    }
-
-    pub(super) async fn autostart(&self) {
-        for snapshot in self.domains.snapshots() {
-            if snapshot.autostart && !snapshot.is_active() {
-                let name = snapshot.def.name.clone();
-                if let Err(error) = self.start(&DomainRef::Name(name.clone()), false).await {
-                    tracing::error!(domain = %name, %error, "autostart failed");
-                }
             }
         }
     }

@@ -2,11 +2,12 @@
 //! difference between two snapshots (rolled back on failure), then the snapshot and
 //! its events.
 
+use super::status::Status;
 use super::*;
 
-impl TestDriver {
+impl Core {
     /// Runs one change under the domain's job lock: decide, persist, publish, announce.
-    pub(super) async fn job<T>(
+    pub async fn job<T>(
         &self,
         domain: &DomainRef,
         decide: impl FnOnce(&Snapshot) -> Result<(Outcome, T)>,
@@ -23,7 +24,7 @@ impl TestDriver {
     }
 
     /// Writes what changed between `old` and the outcome, then makes it visible.
-    pub(super) async fn commit(
+    pub async fn commit(
         &self,
         object: &Arc<DomainObj>,
         old: &Snapshot,
@@ -105,7 +106,7 @@ impl TestDriver {
 
     /// After a failed commit, puts the files back as `old` had them (best effort, logged),
     /// so disk and memory agree and a restart does not resurrect a change that was refused.
-    pub(super) fn restore(&self, old: &Snapshot) {
+    pub fn restore(&self, old: &Snapshot) {
         let name = &old.def.name;
         let result = (|| {
             match old.persistent_def().filter(|_| old.visible) {
@@ -125,7 +126,7 @@ impl TestDriver {
         }
     }
 
-    pub(super) fn announce(&self, name: &str, uuid: &str, events: Vec<EventBody>) {
+    pub fn announce(&self, name: &str, uuid: &str, events: Vec<EventBody>) {
         for body in events {
             self.events.publish(|sequence| Event {
                 sequence,
@@ -138,7 +139,7 @@ impl TestDriver {
     }
 }
 
-pub(super) async fn run_blocking(work: impl FnOnce() -> Result<()> + Send + 'static) -> Result<()> {
+pub async fn run_blocking(work: impl FnOnce() -> Result<()> + Send + 'static) -> Result<()> {
     tokio::task::spawn_blocking(work)
         .await
         .map_err(|e| DomainError::Internal(format!("storage task failed: {e}")))?

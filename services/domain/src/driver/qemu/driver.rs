@@ -1,0 +1,530 @@
+//! The qemu driver: the [`DomainDriver`] over real QEMU processes.
+//!
+//! Definitions, persistence and events are the shared [`Core`]; this file adds what QEMU does.
+//! A running domain has a [`Vm`] in `vms` (process, QMP connection, run dir) and a watcher task
+//! (`watch.rs`) that turns QMP events and QEMU's exit into state changes. Starting lives in
+//! `launch.rs`, finding running QEMUs again after a service restart in `reattach.rs`.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use virtplane_common::events::EventHub;
+
+use super::host;
+use super::process::cgroup::VmCgroups;
+use super::vm::Vm;
+use super::{DRIVER, errors};
+use crate::domains::Snapshot;
+use crate::driver::core::{Core, Outcome};
+use crate::driver::{DomainDriver, DriverConfig};
+use crate::error::{DomainError, Result};
+use crate::impact;
+use crate::model::{
+    DomainRef, Event, EventBody, Info, Lifecycle, ListFilter, MemoryFlags, NodeInfo, PowerMode,
+    Reason, State, Summary, VcpuFlags, Versions, XmlFlags,
+};
+use crate::xml::DomainDef;
+
+/// How long a destroy waits after SIGTERM before SIGKILL (libvirt waits 10 s too).
+pub(super) const DESTROY_GRACE: Duration = Duration::from_secs(10);
+
+/// How often a waiting shutdown looks at the domain's state.
+const SHUTDOWN_POLL: Duration = Duration::from_millis(20);
+
+/// Where the qemu driver keeps things, and what it runs.
+#[derive(Debug, Clone)]
+pub struct QemuConfig {
+    /// The emulator for definitions without `<emulator>`.
+    pub emulator: PathBuf,
+    /// `RUN/qemu`: one directory per running VM.
+    pub run_root: PathBuf,
+    /// `STATE/logs`: one QEMU log per domain, appended across starts.
+    pub log_dir: PathBuf,
+    pub kvm_usable: bool,
+    /// Each QEMU's own cgroup (see `process::cgroup`).
+    pub cgroups: VmCgroups,
+    /// Makes cgroup names unique to this service's run dir, since several services (tests,
+    /// users) share the host's cgroup tree while their domain ids overlap.
+    pub cgroup_prefix: String,
+}
+
+pub struct QemuDriver {
+    pub(super) core: Core,
+    pub(super) config: QemuConfig,
+    /// Running VMs by domain UUID.
+    vms: Mutex<HashMap<String, Arc<Vm>>>,
+    qemu_version: String,
+    /// For the watcher tasks, which must not keep the driver alive.
+    pub(super) me: Weak<QemuDriver>,
+}
+
+impl QemuDriver {
+    /// Opens the driver: loads the domains, reattaches to the QEMUs that still run, cleans up
+    /// after those that exited, and on a freshly booted host starts the autostart domains.
+    pub async fn open(config: &DriverConfig) -> Result<Arc<Self>> {
+        let emulator = config
+            .emulator
+            .clone()
+            .or_else(host::default_emulator)
+            .ok_or_else(|| DomainError::Unsupported {
+                driver: DRIVER,
+                what: "no QEMU emulator found on PATH (install qemu-system-x86) and none given \
+                       with --emulator"
+                    .into(),
+            })?;
+        let qemu_version = host::qemu_version(&emulator)
+            .await
+            .unwrap_or_else(|| "unknown".into());
+        let cgroups = match &config.vm_cgroup_root {
+            None => VmCgroups::disabled(),
+            Some(root) => VmCgroups::new(root.as_deref())
+                .map_err(|e| DomainError::InvalidArg(format!("--vm-cgroup-root: {e}")))?,
+        };
+        let run_root = config.run_dir.join("qemu");
+        let qemu_config = QemuConfig {
+            emulator,
+            cgroup_prefix: cgroup_prefix(&run_root),
+            run_root,
+            log_dir: config.state_dir.join("logs"),
+            kvm_usable: host::kvm_usable(),
+            cgroups,
+        };
+        for dir in [&qemu_config.run_root, &qemu_config.log_dir] {
+            std::fs::create_dir_all(dir).map_err(|e| DomainError::storage("create", dir, e))?;
+        }
+        let (core, new_boot) = Core::open(config, DRIVER)?;
+        let driver = Arc::new_cyclic(|me| QemuDriver {
+            core,
+            config: qemu_config,
+            vms: Mutex::new(HashMap::new()),
+            qemu_version,
+            me: me.clone(),
+        });
+        driver.reattach_all().await;
+        driver.remove_stale_dirs();
+        if new_boot {
+            for name in driver.core.autostart_candidates() {
+                if let Err(error) = driver.start(&DomainRef::Name(name.clone()), false).await {
+                    tracing::error!(domain = %name, %error, "autostart failed");
+                }
+            }
+        }
+        Ok(driver)
+    }
+
+    fn vms(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Vm>>> {
+        self.vms.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(super) fn insert_vm(&self, vm: Arc<Vm>) {
+        self.vms().insert(vm.uuid.clone(), vm);
+    }
+
+    /// Forgets a VM that is gone and removes its run dir.
+    pub(super) fn forget_vm(&self, vm: &Arc<Vm>) {
+        {
+            let mut vms = self.vms();
+            if vms.get(&vm.uuid).is_some_and(|v| Arc::ptr_eq(v, vm)) {
+                vms.remove(&vm.uuid);
+            }
+        }
+        if let Err(error) = std::fs::remove_dir_all(&vm.dir)
+            && error.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(domain = %vm.name, dir = %vm.dir.display(), %error, "cannot remove the VM's run dir");
+        }
+        match self
+            .config
+            .cgroups
+            .remove(&self.cgroup_key(vm.id, &vm.name))
+        {
+            Ok(removal) if !removal.busy.is_empty() => {
+                tracing::warn!(domain = %vm.name, busy = ?removal.busy, "the VM's cgroup is still in use; left in place");
+            }
+            Ok(_) => {}
+            Err(error) => {
+                tracing::warn!(domain = %vm.name, %error, "cannot remove the VM's cgroup")
+            }
+        }
+    }
+
+    /// The cgroup name of a VM: unique per service run dir and domain run.
+    pub(super) fn cgroup_key(&self, id: i32, name: &str) -> String {
+        format!(
+            "{}-{}",
+            self.config.cgroup_prefix,
+            super::vm::vm_key(id, name)
+        )
+    }
+
+    /// Whether `vm` is still the running instance of its domain (not stopped and restarted).
+    pub(super) fn is_current(&self, vm: &Arc<Vm>) -> bool {
+        self.vms().get(&vm.uuid).is_some_and(|v| Arc::ptr_eq(v, vm))
+    }
+
+    /// The VM of an active snapshot.
+    pub(super) fn vm_of(&self, snapshot: &Snapshot) -> Result<Arc<Vm>> {
+        self.vms().get(&snapshot.def.uuid).cloned().ok_or_else(|| {
+            DomainError::Unavailable(format!(
+                "domain '{}' is marked running but the service has no connection to its QEMU \
+                 (see the service log)",
+                snapshot.def.name
+            ))
+        })
+    }
+
+    /// A running domain's snapshot and VM, for callers that only read (stats, consoles,
+    /// passthrough): takes no job lock.
+    pub fn running_vm(&self, domain: &DomainRef) -> Result<(Arc<Snapshot>, Arc<Vm>)> {
+        let snapshot = self.core.snapshot(domain)?;
+        Core::require_active(&snapshot)?;
+        let vm = self.vm_of(&snapshot)?;
+        Ok((snapshot, vm))
+    }
+
+    /// Every running VM (for service-wide raw event streams).
+    pub fn running_vms(&self) -> Vec<Arc<Vm>> {
+        self.vms().values().cloned().collect()
+    }
+
+    /// Runs a QMP command on an active domain under its job lock and commits `outcome`.
+    async fn qmp_job<C: qapi::Command>(
+        &self,
+        domain: &DomainRef,
+        what: &str,
+        check: impl FnOnce(&Snapshot) -> Result<()>,
+        command: C,
+        outcome: impl FnOnce(&Snapshot) -> Option<Outcome>,
+    ) -> Result<()> {
+        let locked = self.core.begin(domain).await?;
+        check(&locked.old)?;
+        let vm = self.vm_of(&locked.old)?;
+        vm.monitor
+            .execute(command)
+            .await
+            .map_err(|e| errors::monitor(&locked.old.def.name, what, e))?;
+        if let Some(outcome) = outcome(&locked.old) {
+            self.core
+                .commit(&locked.object, &locked.old, outcome)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Waits until the run `id` of `domain` is over (shut off, removed or restarted).
+    async fn wait_stopped(&self, domain: &DomainRef, id: i32, wait: Duration) -> Result<()> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            match self.core.snapshot(domain) {
+                Err(DomainError::NotFound(_)) => return Ok(()),
+                Err(error) => return Err(error),
+                Ok(s) if !s.is_active() || s.id != id => return Ok(()),
+                Ok(s) => {
+                    if tokio::time::Instant::now() >= deadline {
+                        return Err(DomainError::Timeout(format!(
+                            "domain '{}' did not shut down within {} s; the guest may ignore \
+                             the request (use 'destroy' to power it off)",
+                            s.def.name,
+                            wait.as_secs()
+                        )));
+                    }
+                }
+            }
+            tokio::time::sleep(SHUTDOWN_POLL).await;
+        }
+    }
+
+    fn refuse_agent(mode: PowerMode, what: &str) -> Result<()> {
+        if mode == PowerMode::Agent {
+            return Err(DomainError::Unsupported {
+                driver: DRIVER,
+                what: format!("{what} through the guest agent (issue #6)"),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Eight hex digits of a hash of the run dir.
+fn cgroup_prefix(run_root: &std::path::Path) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(run_root.as_os_str().as_encoded_bytes());
+    hex::encode(&digest[..4])
+}
+
+fn require_running(old: &Snapshot) -> Result<()> {
+    match old.state {
+        State::Shutoff => Err(DomainError::not_running(&old.def.name)),
+        State::Paused => Err(DomainError::OperationInvalid(format!(
+            "domain '{}' is not running: it is already paused",
+            old.def.name
+        ))),
+        _ => Ok(()),
+    }
+}
+
+#[tonic::async_trait]
+impl DomainDriver for QemuDriver {
+    fn versions(&self) -> Versions {
+        Versions {
+            driver: DRIVER,
+            driver_version: env!("CARGO_PKG_VERSION").into(),
+            hypervisor: "QEMU".into(),
+            hypervisor_version: self.qemu_version.clone(),
+        }
+    }
+
+    async fn node_info(&self) -> Result<NodeInfo> {
+        Ok(host::node_info())
+    }
+
+    async fn define(&self, def: DomainDef) -> Result<(Summary, bool)> {
+        self.core.define(def).await
+    }
+
+    async fn undefine(&self, domain: &DomainRef) -> Result<()> {
+        self.core.undefine(domain).await
+    }
+
+    async fn create(&self, def: DomainDef, paused: bool) -> Result<Summary> {
+        self.create_transient(def, paused).await
+    }
+
+    fn lookup(&self, domain: &DomainRef) -> Result<Summary> {
+        self.core.lookup(domain)
+    }
+
+    fn list(&self, filter: &ListFilter) -> Vec<Summary> {
+        self.core.list(filter)
+    }
+
+    fn info(&self, domain: &DomainRef) -> Result<Info> {
+        let snapshot = self.core.snapshot(domain)?;
+        let def = &snapshot.def;
+        let cpu_time_ns = if snapshot.is_active() {
+            self.vm_of(&snapshot)
+                .ok()
+                .and_then(|vm| host::cpu_time_ns(vm.pid()))
+                .unwrap_or(0)
+        } else {
+            0
+        };
+        let mut tainted = Vec::new();
+        if def.has_qemu_commandline() {
+            tainted.push("custom-argv".to_owned());
+        }
+        Ok(Info {
+            summary: snapshot.summary(),
+            os_type: def.os.os_type.clone(),
+            max_memory_kib: def.memory_kib,
+            memory_kib: def.current_memory_kib.unwrap_or(def.memory_kib),
+            vcpus: impact::vcpu_count(def, false),
+            cpu_time_ns,
+            tainted,
+        })
+    }
+
+    fn xml(&self, domain: &DomainRef, flags: XmlFlags) -> Result<String> {
+        self.core.xml(domain, flags)
+    }
+
+    fn vcpu_count(&self, domain: &DomainRef, flags: VcpuFlags) -> Result<u32> {
+        self.core.vcpu_count(domain, flags)
+    }
+
+    async fn start(&self, domain: &DomainRef, paused: bool) -> Result<Summary> {
+        self.start_defined(domain, paused).await
+    }
+
+    async fn shutdown(
+        &self,
+        domain: &DomainRef,
+        mode: PowerMode,
+        wait: Option<Duration>,
+    ) -> Result<()> {
+        Self::refuse_agent(mode, "shutting down")?;
+        let mut id = -1;
+        self.qmp_job(
+            domain,
+            "shut down",
+            |old| {
+                id = old.id;
+                Core::require_active(old)
+            },
+            qapi::qmp::system_powerdown {},
+            |_| None,
+        )
+        .await?;
+        match wait {
+            Some(wait) => self.wait_stopped(domain, id, wait).await,
+            None => Ok(()),
+        }
+    }
+
+    async fn destroy(&self, domain: &DomainRef, graceful: bool) -> Result<()> {
+        let locked = self.core.begin(domain).await?;
+        Core::require_active(&locked.old)?;
+        let vm = self.vm_of(&locked.old)?;
+        self.stop_process(&vm, graceful).await?;
+        let outcome = Core::stopped(&locked.old, Reason::ShutoffDestroyed, "destroyed");
+        self.core
+            .commit(&locked.object, &locked.old, outcome)
+            .await?;
+        self.forget_vm(&vm);
+        Ok(())
+    }
+
+    async fn reboot(&self, domain: &DomainRef, mode: PowerMode) -> Result<()> {
+        Self::refuse_agent(mode, "rebooting")?;
+        let locked = self.core.begin(domain).await?;
+        Core::require_active(&locked.old)?;
+        let vm = self.vm_of(&locked.old)?;
+        // QEMU runs with -no-shutdown: the guest's ACPI poweroff stops it, and the watcher
+        // resets and continues it instead of ending the domain (libvirt's fake reboot).
+        vm.set_fake_reboot(true);
+        if let Err(error) = vm.monitor.execute(qapi::qmp::system_powerdown {}).await {
+            vm.set_fake_reboot(false);
+            return Err(errors::monitor(&locked.old.def.name, "reboot", error));
+        }
+        Ok(())
+    }
+
+    async fn reset(&self, domain: &DomainRef) -> Result<()> {
+        self.qmp_job(
+            domain,
+            "reset",
+            Core::require_active,
+            qapi::qmp::system_reset {},
+            |_| None,
+        )
+        .await
+    }
+
+    async fn suspend(&self, domain: &DomainRef) -> Result<()> {
+        self.qmp_job(
+            domain,
+            "suspend",
+            require_running,
+            qapi::qmp::stop {},
+            |old| {
+                Some(Core::moved(
+                    old,
+                    State::Paused,
+                    Reason::PausedUser,
+                    vec![EventBody::Lifecycle(Lifecycle::Suspended, "paused")],
+                ))
+            },
+        )
+        .await
+    }
+
+    async fn resume(&self, domain: &DomainRef) -> Result<()> {
+        let check = |old: &Snapshot| {
+            if old.state == State::Paused {
+                Ok(())
+            } else {
+                Err(DomainError::OperationInvalid(format!(
+                    "domain '{}' is not paused",
+                    old.def.name
+                )))
+            }
+        };
+        self.qmp_job(domain, "resume", check, qapi::qmp::cont {}, |old| {
+            Some(Core::moved(
+                old,
+                State::Running,
+                Reason::RunningUnpaused,
+                vec![EventBody::Lifecycle(Lifecycle::Resumed, "unpaused")],
+            ))
+        })
+        .await
+    }
+
+    async fn set_vcpus(&self, domain: &DomainRef, count: u32, flags: VcpuFlags) -> Result<()> {
+        self.set_vcpus_job(domain, count, flags).await
+    }
+
+    async fn set_memory(&self, domain: &DomainRef, kib: u64, flags: MemoryFlags) -> Result<()> {
+        self.set_memory_job(domain, kib, flags).await
+    }
+
+    async fn set_autostart(&self, domain: &DomainRef, autostart: bool) -> Result<()> {
+        self.core.set_autostart(domain, autostart).await
+    }
+
+    fn events(&self) -> &Arc<EventHub<Event>> {
+        &self.core.events
+    }
+
+    // Monitoring and passthrough: stats.rs and passthrough.rs.
+
+    async fn domain_stats(
+        &self,
+        query: &crate::stats::StatsQuery,
+    ) -> Result<Vec<crate::stats::DomainStats>> {
+        self.stats_records(query).await
+    }
+
+    async fn block_stats(
+        &self,
+        domain: &DomainRef,
+        device: &str,
+    ) -> Result<crate::stats::BlockStats> {
+        self.block_stats_of(domain, device).await
+    }
+
+    async fn interface_stats(
+        &self,
+        domain: &DomainRef,
+        device: &str,
+    ) -> Result<crate::stats::InterfaceStats> {
+        self.interface_stats_of(domain, device)
+    }
+
+    async fn memory_stats(&self, domain: &DomainRef) -> Result<crate::stats::MemoryStats> {
+        self.memory_stats_of(domain).await
+    }
+
+    async fn set_memory_stats_period(
+        &self,
+        domain: &DomainRef,
+        period_secs: u32,
+        impact: crate::model::Impact,
+    ) -> Result<()> {
+        self.set_stats_period_of(domain, period_secs, impact).await
+    }
+
+    async fn monitor_command(
+        &self,
+        domain: &DomainRef,
+        command: &str,
+        hmp: bool,
+    ) -> Result<String> {
+        self.monitor_command_on(domain, command, hmp).await
+    }
+
+    fn monitor_events(
+        &self,
+        filter: crate::passthrough::MonitorEventFilter,
+    ) -> Result<crate::passthrough::MonitorEventStream> {
+        self.raw_monitor_events(filter)
+    }
+
+    fn console_endpoint(
+        &self,
+        domain: &DomainRef,
+        device: Option<&str>,
+    ) -> Result<crate::console::ConsoleEndpoint> {
+        let (snapshot, vm) = self.running_vm(domain)?;
+        let record = vm.process.record();
+        crate::console::ConsoleEndpoint::locate(
+            &vm.name,
+            &snapshot.def,
+            &vm.dir,
+            device,
+            format!("{}:{}", record.pid, record.start_ticks),
+        )
+    }
+}

@@ -1,0 +1,103 @@
+//! Shared by the tests that run real QEMU guests: building the test guest and a domain XML
+//! that boots it under TCG.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("workspace root")
+}
+
+/// Runs `tests/guest/build.sh` into `target/guest` (cached there); panics with its output
+/// when it fails.
+pub fn build_guest() -> PathBuf {
+    let root = workspace_root();
+    let out = root.join("target/guest");
+    let script = root.join("tests/guest/build.sh");
+    let output = Command::new("bash")
+        .arg(&script)
+        .arg(&out)
+        .current_dir(&root)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
+    assert!(
+        output.status.success(),
+        "{} failed ({}):\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        script.display(),
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
+    out
+}
+
+/// The kernel to boot: the decompressed one boots seconds faster under TCG.
+pub fn kernel(guest: &Path) -> PathBuf {
+    let vmlinux = guest.join("vmlinux");
+    if vmlinux.is_file() {
+        vmlinux
+    } else {
+        guest.join("vmlinuz")
+    }
+}
+
+/// A TCG domain booting the test guest: 128 MiB, `vcpus` online of `max_vcpus`, the guest
+/// agent channel, a balloon, and its serial console written to `serial_log`.
+pub fn guest_domain_xml(
+    name: &str,
+    guest: &Path,
+    serial_log: &Path,
+    vcpus: u32,
+    max_vcpus: u32,
+) -> String {
+    format!(
+        r#"<domain type='qemu'>
+  <name>{name}</name>
+  <memory unit='MiB'>128</memory>
+  <vcpu current='{vcpus}'>{max_vcpus}</vcpu>
+  <os>
+    <type arch='x86_64' machine='pc'>hvm</type>
+    <kernel>{kernel}</kernel>
+    <initrd>{initrd}</initrd>
+    <cmdline>console=ttyS0</cmdline>
+  </os>
+  <features><acpi/></features>
+  <devices>
+    <serial type='file'><source path='{serial}'/><target port='0'/></serial>
+    <channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/></channel>
+    <memballoon model='virtio'/>
+  </devices>
+</domain>"#,
+        kernel = kernel(guest).display(),
+        initrd = guest.join("initrd.img").display(),
+        serial = serial_log.display(),
+    )
+}
+
+/// A domain with no boot device: QEMU runs its firmware only. Cheap, for lifecycle tests
+/// that need no guest OS.
+pub fn bare_domain_xml(name: &str) -> String {
+    format!(
+        r#"<domain type='qemu'>
+  <name>{name}</name>
+  <memory unit='MiB'>64</memory>
+  <vcpu>1</vcpu>
+  <os><type arch='x86_64' machine='pc'>hvm</type></os>
+  <devices><memballoon model='none'/></devices>
+</domain>"#
+    )
+}
+
+/// How many times the guest's /init said it is ready (once per boot).
+pub fn boots(serial_log: &Path) -> usize {
+    std::fs::read_to_string(serial_log)
+        .unwrap_or_default()
+        .matches("virtplane-guest: ready")
+        .count()
+}
