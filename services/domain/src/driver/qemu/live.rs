@@ -25,6 +25,12 @@ const UNPLUG_WAIT: Duration = Duration::from_secs(30);
 /// How often an unplug looks whether QEMU has let the vCPU go, besides on each event.
 const UNPLUG_POLL: Duration = Duration::from_millis(200);
 
+/// How long a hot-plugged vCPU waits for the guest's acknowledgement.
+const PLUG_ACK_WAIT: Duration = Duration::from_secs(10);
+
+/// How often a pending unplug request is repeated.
+const UNPLUG_RETRY: Duration = Duration::from_secs(5);
+
 /// The id prefix of vCPUs the driver hot-plugs; only these can be unplugged again (the boot
 /// vCPUs are part of the machine).
 const HOTPLUG_ID_PREFIX: &str = "vcpu";
@@ -166,10 +172,25 @@ async fn set_online_vcpus(vm: &Vm, count: u32) -> Result<()> {
                     map.insert(key.clone(), value.clone());
                 }
             }
+            let id = args["id"].as_str().unwrap_or_default().to_owned();
+            let mut events = vm.subscribe_raw_events();
             vm.monitor
                 .execute_raw(json!({"execute": "device_add", "arguments": args}))
                 .await
                 .map_err(fail)?;
+            // The guest acknowledges the new vCPU (ACPI _OST). An eject sent before that is
+            // ignored by Linux, so a quick plug-then-unplug would never complete. A guest
+            // without ACPI never answers: the wait is bounded and its end is not an error.
+            let acknowledged = async {
+                while let Ok(event) = events.recv().await {
+                    if event.name == "ACPI_DEVICE_OST"
+                        && event.data["info"]["device"].as_str() == Some(id.as_str())
+                    {
+                        return;
+                    }
+                }
+            };
+            let _ = tokio::time::timeout(PLUG_ACK_WAIT, acknowledged).await;
         }
     } else if count < online {
         let mut plugged: Vec<String> = slots.iter().filter_map(CpuSlot::hotplugged_id).collect();
@@ -202,6 +223,7 @@ async fn unplug(vm: &Vm, id: &str) -> Result<()> {
         .await
         .map_err(fail)?;
     let deadline = tokio::time::Instant::now() + UNPLUG_WAIT;
+    let mut next_request = tokio::time::Instant::now() + UNPLUG_RETRY;
     loop {
         let slots = cpu_slots(&vm.monitor).await.map_err(fail)?;
         if !slots
@@ -217,6 +239,14 @@ async fn unplug(vm: &Vm, id: &str) -> Result<()> {
                 vm.name,
                 UNPLUG_WAIT.as_secs()
             )));
+        }
+        if tokio::time::Instant::now() >= next_request {
+            // Asked again: a guest that was busy (e.g. still booting) may have dropped it.
+            let _ = vm
+                .monitor
+                .execute_raw(json!({"execute": "device_del", "arguments": {"id": id}}))
+                .await;
+            next_request = tokio::time::Instant::now() + UNPLUG_RETRY;
         }
         let tick = tokio::time::sleep(UNPLUG_POLL);
         tokio::select! {
