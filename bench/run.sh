@@ -181,6 +181,8 @@ if [ "$LIFECYCLE" != 0 ]; then
     done
     log "lifecycle: floor again (the load drifts on this shared machine)"
     "$BIN/virtplane-bench" --label floor-2 floor "${LC[@]}" | tee -a "$OUT/virtplane.jsonl"
+    log "lifecycle: floor with the driver's cgroup placement (what that step costs, untraced)"
+    "$BIN/virtplane-bench" --label floor-cgroup floor "${LC[@]}" --place-cgroup | tee -a "$OUT/virtplane.jsonl"
     # Once more through the gateway with the run dir (runtime status files, QMP sockets) on
     # tmpfs, where a stock host has /run; here /run is on the root ext4, libvirt's too.
     kill -TERM "${PIDS[0]}"; wait "${PIDS[0]}" 2>/dev/null || true

@@ -133,9 +133,10 @@ def section(out, p=print):
             p(f"| destroy, until reaped | | | | {cell((fl or {}).get(op))} | | "
               f"{cell(lraw.get('destroy_sigterm'))} | {cell(lmin.get('destroy_sigterm'))} |")
             continue
+        raw = (lraw.get(rkey), lmin.get(rkey)) if rkey else (None, None)
         p(f"| {op.replace('_', '+')} | {cell((dr or {}).get(op))} | {cell((gw or {}).get(op))} "
-          f"| {cell((shm or {}).get(op))} | {cell((fl or {}).get(op))} | {cell(lp.get(lkey))} | {cell(lraw.get(rkey) if rkey else None)} "
-          f"| {cell(lmin.get(rkey) if rkey else None)} |")
+          f"| {cell((shm or {}).get(op))} | {cell((fl or {}).get(op))} | {cell(lp.get(lkey))} "
+          f"| {cell(raw[0])} | {cell(raw[1])} |")
     n = lambda r, k: (r or {}).get(k, {}) or {}  # noqa: E731
     p("\nDestroy = until the service's call returns (virtplane; its QEMU counts as gone once "
       "`/proc/PID/stat` says zombie), until `/proc/PID/stat` says zombie (floor), until the call "
@@ -156,6 +157,13 @@ def section(out, p=print):
         p("| " + " | ".join(cell(ph.get(k)) for k in
                              ("spawn", "socket", "greeting", "capabilities", "cont")) +
           f" | {cell(fl['start'])} |\n")
+
+    fc = rows.get(("floor", "floor-cgroup"))
+    if fc and fc.get("cgroup_place"):
+        p(f"Moving a starting QEMU into its own cgroups in every hierarchy (the driver's "
+          f"`VmCgroups::place`, after the greeting, as the driver does; floor run "
+          f"`--place-cgroup`): {cell(fc['cgroup_place'])} ms; that floor's start: "
+          f"{cell(fc['start'])} ms.\n")
 
     if rs:
         p(f"### Service restart with {rs['count']} VMs (through the gateway)\n")

@@ -105,6 +105,10 @@ pub struct FloorArgs {
     /// The emulator the generated command line runs (the domain XML names this one too).
     #[arg(long, default_value = "/usr/bin/qemu-system-x86_64")]
     pub emulator: PathBuf,
+    /// Also move QEMU into cgroups of its own after the greeting, as the driver does, and time
+    /// it (the start then includes it).
+    #[arg(long)]
+    pub place_cgroup: bool,
 }
 
 /// The restart benchmark's service and VMs.

@@ -10,6 +10,11 @@
 //!   every thread has exited. The two differ: the main thread turns zombie as soon as it has
 //!   exited, while the other threads may still be tearing down (memory, KVM, open files).
 //!
+//! With `--place-cgroup` the floor also does what the driver does right after the greeting:
+//! move QEMU into cgroups of its own in every hierarchy (the driver's own
+//! `process::cgroup::VmCgroups`, under a root of the floor's), timed as `cgroup_place` — the
+//! cost of that step for a QEMU that is starting, measured without a tracer.
+//!
 //! QEMU is spawned as the driver spawns it: own process group, environment cleared to
 //! `PATH` and `LC_ALL=C`, stdin null, stdout and stderr appended to a log file. Blocking code:
 //! the caller runs it on a blocking thread.
@@ -26,6 +31,7 @@ use nix::unistd::Pid;
 use serde::Serialize;
 use virtplane_domain::driver::qemu::argv::{self, ArgvContext, QemuCommand};
 use virtplane_domain::driver::qemu::host;
+use virtplane_domain::driver::qemu::process::cgroup::VmCgroups;
 
 use crate::cli::{Args, FloorArgs};
 use crate::ops;
@@ -63,6 +69,9 @@ struct FloorResult<'a> {
     suspend_resume: Option<LatencyMs>,
     destroy: Option<LatencyMs>,
     destroy_exited: Option<LatencyMs>,
+    /// With `--place-cgroup`: moving QEMU into its cgroups (after the greeting, as the driver).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cgroup_place: Option<LatencyMs>,
     loadavg_before: String,
     loadavg_after: String,
 }
@@ -76,6 +85,7 @@ struct Samples {
     suspend_resume: Vec<Duration>,
     destroy: Vec<Duration>,
     destroy_exited: Vec<Duration>,
+    cgroup_place: Vec<Duration>,
 }
 
 /// A QEMU child that is killed (and reaped) if the floor stops early.
@@ -120,13 +130,18 @@ pub fn run(args: &Args, floor: &FloorArgs) -> Result<(), String> {
     let cmd = argv::build(&def, &ctx).map_err(|e| format!("building the command line: {e}"))?;
     std::fs::create_dir_all(&run_dir).map_err(|e| format!("{}: {e}", run_dir.display()))?;
     let log_path = tmp.0.join("qemu.log");
+    let cgroups = match floor.place_cgroup {
+        true => Some(CgroupRoot::new()?),
+        false => None,
+    };
+    let cgroups = cgroups.as_ref();
 
     let mut warm_up = Samples::default();
-    iteration(&cmd, &log_path, 1, &mut warm_up)?;
+    iteration(&cmd, &log_path, 1, cgroups, &mut warm_up)?;
     let load_before = report::loadavg();
     let mut samples = Samples::default();
     for _ in 0..floor.starts {
-        iteration(&cmd, &log_path, floor.cycles, &mut samples)?;
+        iteration(&cmd, &log_path, floor.cycles, cgroups, &mut samples)?;
     }
     let argv: Vec<String> = std::iter::once(cmd.program.display().to_string())
         .chain(cmd.args.iter().cloned())
@@ -149,10 +164,36 @@ pub fn run(args: &Args, floor: &FloorArgs) -> Result<(), String> {
         suspend_resume: stats::latency_ms(&samples.suspend_resume),
         destroy: stats::latency_ms(&samples.destroy),
         destroy_exited: stats::latency_ms(&samples.destroy_exited),
+        cgroup_place: stats::latency_ms(&samples.cgroup_place),
         loadavg_before: load_before,
         loadavg_after: report::loadavg(),
     });
     Ok(())
+}
+
+/// The floor's own cgroup root (`virtplane.bench-floor-<pid>`), removed on drop.
+struct CgroupRoot {
+    cgroups: VmCgroups,
+    root: String,
+}
+
+impl CgroupRoot {
+    fn new() -> Result<Self, String> {
+        let root = format!("virtplane.bench-floor-{}", std::process::id());
+        let cgroups = VmCgroups::new(Some(Path::new(&root))).map_err(|e| e.to_string())?;
+        Ok(CgroupRoot { cgroups, root })
+    }
+}
+
+impl Drop for CgroupRoot {
+    fn drop(&mut self) {
+        let Ok(mounts) = std::fs::read_dir("/sys/fs/cgroup") else {
+            return;
+        };
+        for mount in mounts.flatten() {
+            let _ = std::fs::remove_dir(mount.path().join(&self.root));
+        }
+    }
 }
 
 /// One start, `cycles` stop/cont round trips, SIGTERM until gone.
@@ -160,6 +201,7 @@ fn iteration(
     cmd: &QemuCommand,
     log_path: &Path,
     cycles: usize,
+    cgroups: Option<&CgroupRoot>,
     samples: &mut Samples,
 ) -> Result<(), String> {
     match std::fs::remove_file(&cmd.qmp_socket) {
@@ -179,6 +221,14 @@ fn iteration(
     let mut qmp = wait_socket(&mut vm, &cmd.qmp_socket, t0, log_path)?;
     let t_socket = Instant::now();
     qmp.greeting()?;
+    let t_greeting = Instant::now();
+    let key = format!("floor-{}", vm.child.id());
+    if let Some(root) = cgroups {
+        root.cgroups
+            .place(vm.child.id() as i32, &key)
+            .map_err(|e| format!("cgroup placement: {e}"))?;
+        samples.cgroup_place.push(t_greeting.elapsed());
+    }
     let t_greeting = Instant::now();
     qmp.cmd("qmp_capabilities")?;
     let t_caps = Instant::now();
@@ -204,6 +254,12 @@ fn iteration(
     samples.destroy.push(zombie - t_term);
     samples.destroy_exited.push(exited - t_term);
     drop(qmp);
+    if let Some(root) = cgroups {
+        // Reaped: every thread is gone, so the cgroups are empty.
+        root.cgroups
+            .remove(&key)
+            .map_err(|e| format!("cgroup removal: {e}"))?;
+    }
     Ok(())
 }
 
@@ -331,7 +387,7 @@ mod tests {
             "the driver's argv starts paused"
         );
         let mut samples = Samples::default();
-        iteration(&cmd, &tmp.0.join("qemu.log"), 2, &mut samples).unwrap();
+        iteration(&cmd, &tmp.0.join("qemu.log"), 2, None, &mut samples).unwrap();
         assert_eq!(samples.start.len(), 1);
         assert_eq!(samples.suspend_resume.len(), 2);
         assert!(samples.phases.iter().all(|p| p.len() == 1));
