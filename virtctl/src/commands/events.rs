@@ -33,15 +33,26 @@ enum Ending {
 
 pub async fn event(ctx: &mut Ctx, a: EventArgs) -> Result<(), Error> {
     if a.list {
-        for name in ["lifecycle", "config-changed"] {
+        for name in ["lifecycle", "config-changed", "reboot"] {
             ctx.out.line(name)?;
         }
         return Ok(());
     }
+    event_loop(ctx, async |ctx, count| watch(ctx, &a, count).await).await
+}
+
+/// virsh's frame around an event wait, shared by `event` and `qemu-monitor-event`: `watch`
+/// runs (counting what it prints) until it ends, Ctrl-C, or the global `--timeout`; then the
+/// closing lines ("event loop timed out", "events received: N"), and exit code 1 when
+/// nothing arrived.
+pub async fn event_loop(
+    ctx: &mut Ctx,
+    watch: impl AsyncFnOnce(&mut Ctx, &mut u64) -> Result<(), Error>,
+) -> Result<(), Error> {
     let timeout = ctx.timeout_flag;
     let mut count: u64 = 0;
     let ending = {
-        let watch = watch(ctx, &a, &mut count);
+        let watch = watch(ctx, &mut count);
         let deadline = async {
             match timeout {
                 Some(t) => tokio::time::sleep(t).await,

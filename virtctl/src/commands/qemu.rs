@@ -142,13 +142,6 @@ pub async fn monitor_command(ctx: &mut Ctx, a: MonitorCommandArgs) -> Result<(),
     ctx.out.line(text)
 }
 
-/// How the wait ended, for virsh's closing lines.
-enum Ending {
-    Done,
-    Interrupted,
-    TimedOut,
-}
-
 #[derive(Debug, Serialize)]
 struct EventView {
     domain: String,
@@ -160,41 +153,7 @@ struct EventView {
 }
 
 pub async fn monitor_event(ctx: &mut Ctx, a: MonitorEventArgs) -> Result<(), Error> {
-    let timeout = ctx.timeout_flag;
-    let mut count: u64 = 0;
-    let ending = {
-        let watch = watch(ctx, &a, &mut count);
-        let deadline = async {
-            match timeout {
-                Some(t) => tokio::time::sleep(t).await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            r = watch => r.map(|()| Ending::Done)?,
-            _ = tokio::signal::ctrl_c() => Ending::Interrupted,
-            () = deadline => Ending::TimedOut,
-        }
-    };
-    let mut closing = Vec::new();
-    match ending {
-        Ending::Done => {}
-        Ending::Interrupted => closing.push("event loop interrupted".to_string()),
-        Ending::TimedOut => closing.push("event loop timed out".to_string()),
-    }
-    closing.push(format!("events received: {count}"));
-    for line in closing {
-        if ctx.out.is_table() {
-            ctx.out.line(line)?;
-        } else {
-            crate::output::eprint_line(line);
-        }
-    }
-    ctx.out.flush()?;
-    if count == 0 {
-        return Err(Error::Quiet);
-    }
-    Ok(())
+    super::events::event_loop(ctx, async |ctx, count| watch(ctx, &a, count).await).await
 }
 
 async fn watch(ctx: &mut Ctx, a: &MonitorEventArgs, count: &mut u64) -> Result<(), Error> {

@@ -17,7 +17,8 @@ use crate::domains::{DomainList, DomainObj, Reserved, Snapshot};
 use crate::error::{DomainError, Result};
 use crate::impact;
 use crate::model::{
-    DomainRef, Event, EventBody, Lifecycle, ListFilter, Reason, State, Summary, VcpuFlags, XmlFlags,
+    DomainRef, Event, EventBody, Info, Lifecycle, ListFilter, Reason, State, Summary, VcpuFlags,
+    XmlFlags,
 };
 use crate::persist::Store;
 use crate::xml::{DomainDef, FormatOptions, parse_domain};
@@ -164,6 +165,58 @@ impl Core {
             Ok(())
         } else {
             Err(DomainError::not_running(&old.def.name))
+        }
+    }
+
+    /// Start: the domain must be shut off.
+    pub fn require_inactive(old: &Snapshot) -> Result<()> {
+        if old.is_active() {
+            return Err(DomainError::OperationInvalid(format!(
+                "domain '{}' is already running",
+                old.def.name
+            )));
+        }
+        Ok(())
+    }
+
+    /// Suspend: the domain must be active and not already paused.
+    pub fn require_unpaused(old: &Snapshot) -> Result<()> {
+        match old.state {
+            State::Shutoff => Err(DomainError::not_running(&old.def.name)),
+            State::Paused => Err(DomainError::OperationInvalid(format!(
+                "domain '{}' is not running: it is already paused",
+                old.def.name
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Resume: the domain must be paused.
+    pub fn require_paused(old: &Snapshot) -> Result<()> {
+        if old.state != State::Paused {
+            return Err(DomainError::OperationInvalid(format!(
+                "domain '{}' is not paused",
+                old.def.name
+            )));
+        }
+        Ok(())
+    }
+
+    /// virDomainGetInfo and friends from a snapshot; only the CPU time is the driver's.
+    pub fn info(snapshot: &Snapshot, cpu_time_ns: u64) -> Info {
+        let def = &snapshot.def;
+        let mut tainted = Vec::new();
+        if def.has_qemu_commandline() {
+            tainted.push("custom-argv".to_owned());
+        }
+        Info {
+            summary: snapshot.summary(),
+            os_type: def.os.os_type.clone(),
+            max_memory_kib: def.memory_kib,
+            memory_kib: def.current_memory_kib.unwrap_or(def.memory_kib),
+            vcpus: impact::vcpu_count(def, false),
+            cpu_time_ns,
+            tainted,
         }
     }
 

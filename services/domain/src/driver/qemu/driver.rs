@@ -20,7 +20,6 @@ use crate::domains::Snapshot;
 use crate::driver::core::{Core, Outcome};
 use crate::driver::{DomainDriver, DriverConfig};
 use crate::error::{DomainError, Result};
-use crate::impact;
 use crate::model::{
     DomainRef, Event, EventBody, Info, Lifecycle, ListFilter, MemoryFlags, NodeInfo, PowerMode,
     Reason, State, Summary, VcpuFlags, Versions, XmlFlags,
@@ -254,17 +253,6 @@ fn cgroup_prefix(run_root: &std::path::Path) -> String {
     hex::encode(&digest[..4])
 }
 
-fn require_running(old: &Snapshot) -> Result<()> {
-    match old.state {
-        State::Shutoff => Err(DomainError::not_running(&old.def.name)),
-        State::Paused => Err(DomainError::OperationInvalid(format!(
-            "domain '{}' is not running: it is already paused",
-            old.def.name
-        ))),
-        _ => Ok(()),
-    }
-}
-
 #[tonic::async_trait]
 impl DomainDriver for QemuDriver {
     fn versions(&self) -> Versions {
@@ -302,7 +290,6 @@ impl DomainDriver for QemuDriver {
 
     fn info(&self, domain: &DomainRef) -> Result<Info> {
         let snapshot = self.core.snapshot(domain)?;
-        let def = &snapshot.def;
         let cpu_time_ns = if snapshot.is_active() {
             self.vm_of(&snapshot)
                 .ok()
@@ -311,19 +298,7 @@ impl DomainDriver for QemuDriver {
         } else {
             0
         };
-        let mut tainted = Vec::new();
-        if def.has_qemu_commandline() {
-            tainted.push("custom-argv".to_owned());
-        }
-        Ok(Info {
-            summary: snapshot.summary(),
-            os_type: def.os.os_type.clone(),
-            max_memory_kib: def.memory_kib,
-            memory_kib: def.current_memory_kib.unwrap_or(def.memory_kib),
-            vcpus: impact::vcpu_count(def, false),
-            cpu_time_ns,
-            tainted,
-        })
+        Ok(Core::info(&snapshot, cpu_time_ns))
     }
 
     fn xml(&self, domain: &DomainRef, flags: XmlFlags) -> Result<String> {
@@ -406,7 +381,7 @@ impl DomainDriver for QemuDriver {
         self.qmp_job(
             domain,
             "suspend",
-            require_running,
+            Core::require_unpaused,
             qapi::qmp::stop {},
             |old| {
                 Some(Core::moved(
@@ -421,24 +396,20 @@ impl DomainDriver for QemuDriver {
     }
 
     async fn resume(&self, domain: &DomainRef) -> Result<()> {
-        let check = |old: &Snapshot| {
-            if old.state == State::Paused {
-                Ok(())
-            } else {
-                Err(DomainError::OperationInvalid(format!(
-                    "domain '{}' is not paused",
-                    old.def.name
-                )))
-            }
-        };
-        self.qmp_job(domain, "resume", check, qapi::qmp::cont {}, |old| {
-            Some(Core::moved(
-                old,
-                State::Running,
-                Reason::RunningUnpaused,
-                vec![EventBody::Lifecycle(Lifecycle::Resumed, "unpaused")],
-            ))
-        })
+        self.qmp_job(
+            domain,
+            "resume",
+            Core::require_paused,
+            qapi::qmp::cont {},
+            |old| {
+                Some(Core::moved(
+                    old,
+                    State::Running,
+                    Reason::RunningUnpaused,
+                    vec![EventBody::Lifecycle(Lifecycle::Resumed, "unpaused")],
+                ))
+            },
+        )
         .await
     }
 

@@ -10,6 +10,7 @@ use super::driver::{DESTROY_GRACE, QemuDriver};
 use super::errors;
 use super::monitor::{Monitor, MonitorEvents};
 use super::process::QemuProcess;
+use super::process::cgroup::VmCgroups;
 use super::vm::{self, Vm};
 use crate::domains::{Reserved, Snapshot};
 use crate::driver::core::{Core, Outcome};
@@ -39,12 +40,7 @@ impl QemuDriver {
     /// virDomainCreateWithFlags: starts a defined, shut-off domain.
     pub(super) async fn start_defined(&self, domain: &DomainRef, paused: bool) -> Result<Summary> {
         let locked = self.core.begin(domain).await?;
-        if locked.old.is_active() {
-            return Err(DomainError::OperationInvalid(format!(
-                "domain '{}' is already running",
-                locked.old.def.name
-            )));
-        }
+        Core::require_inactive(&locked.old)?;
         let launched = self
             .launch(&locked.old, locked.old.def.clone(), paused)
             .await?;
@@ -192,10 +188,26 @@ impl QemuDriver {
         let name = &live.name;
         let record = process.record();
         let record_path = dir.join(PROCESS_RECORD);
-        if let Err(error) = record.save(&record_path) {
+        // File and cgroup writes block (fsync, cgroupfs): off the async workers, so other
+        // calls do not wait behind a start.
+        let cgroups = self.config.cgroups.clone();
+        let key = self.cgroup_key(id, name);
+        let owned_name = name.clone();
+        let saved = tokio::task::spawn_blocking(move || {
+            record.save(&record_path)?;
+            place_in_cgroup(&cgroups, record.pid, &key, &owned_name);
+            Ok(())
+        })
+        .await
+        .unwrap_or_else(|e| {
+            Err(super::process::ProcessError::io(
+                "recording the new QEMU",
+                std::io::Error::other(e.to_string()),
+            ))
+        });
+        if let Err(error) = saved {
             return Err((Some(process), errors::process(name, "start", error)));
         }
-        self.place_in_cgroup(&process, id, name);
         let (monitor, events) = match Monitor::connect(process.qmp_socket(), CONNECT_TIMEOUT).await
         {
             Ok(connected) => connected,
@@ -239,27 +251,23 @@ impl QemuDriver {
         };
         result.map_err(|e| errors::process(&vm.name, "destroy", e))
     }
+}
 
-    /// Moves QEMU out of the service's cgroup, so that a restart of the service that kills
-    /// its whole cgroup leaves the VM running. Failing to is logged, not fatal: the VM runs,
-    /// it only shares the service's fate. (The cgroup goes in `forget_vm`.)
-    fn place_in_cgroup(&self, process: &QemuProcess, id: i32, name: &str) {
-        if !self.config.cgroups.is_enabled() {
-            return;
+/// Moves QEMU out of the service's cgroup, so that a restart of the service that kills its
+/// whole cgroup leaves the VM running. Failing to is logged, not fatal: the VM runs, it only
+/// shares the service's fate. (The cgroup goes in `forget_vm`.) Blocking.
+fn place_in_cgroup(cgroups: &VmCgroups, pid: i32, key: &str, name: &str) {
+    if !cgroups.is_enabled() {
+        return;
+    }
+    match cgroups.place(pid, key) {
+        Ok(placement) => {
+            for skipped in &placement.skipped {
+                tracing::warn!(domain = %name, %skipped, "QEMU stays in the service's cgroup of this hierarchy");
+            }
         }
-        match self
-            .config
-            .cgroups
-            .place(process.pid(), &self.cgroup_key(id, name))
-        {
-            Ok(placement) => {
-                for skipped in &placement.skipped {
-                    tracing::warn!(domain = %name, %skipped, "QEMU stays in the service's cgroup of this hierarchy");
-                }
-            }
-            Err(error) => {
-                tracing::warn!(domain = %name, %error, "cannot move QEMU out of the service's cgroup: a restart that kills the service's cgroup will kill this VM")
-            }
+        Err(error) => {
+            tracing::warn!(domain = %name, %error, "cannot move QEMU out of the service's cgroup: a restart that kills the service's cgroup will kill this VM")
         }
     }
 }

@@ -149,25 +149,13 @@ impl DomainDriver for TestDriver {
 
     fn info(&self, domain: &DomainRef) -> Result<Info> {
         let snapshot = self.core.snapshot(domain)?;
-        let def = &snapshot.def;
+        // The simulated guest has used its CPU for as long as it ran.
         let cpu_time_ns = snapshot
             .started_at
             .filter(|_| snapshot.is_active())
             .and_then(|t| t.elapsed().ok())
             .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
-        let mut tainted = Vec::new();
-        if def.has_qemu_commandline() {
-            tainted.push("custom-argv".to_owned());
-        }
-        Ok(Info {
-            summary: snapshot.summary(),
-            os_type: def.os.os_type.clone(),
-            max_memory_kib: def.memory_kib,
-            memory_kib: def.current_memory_kib.unwrap_or(def.memory_kib),
-            vcpus: impact::vcpu_count(def, false),
-            cpu_time_ns,
-            tainted,
-        })
+        Ok(Core::info(&snapshot, cpu_time_ns))
     }
 
     fn xml(&self, domain: &DomainRef, flags: XmlFlags) -> Result<String> {
@@ -181,12 +169,7 @@ impl DomainDriver for TestDriver {
     async fn start(&self, domain: &DomainRef, paused: bool) -> Result<Summary> {
         self.core
             .job(domain, |old| {
-                if old.is_active() {
-                    return Err(DomainError::OperationInvalid(format!(
-                        "domain '{}' is already running",
-                        old.def.name
-                    )));
-                }
+                Core::require_inactive(old)?;
                 let (next, events) =
                     Core::started(old, old.def.clone(), self.core.next_id(), paused);
                 let summary = next.summary();
@@ -271,16 +254,7 @@ impl DomainDriver for TestDriver {
     async fn suspend(&self, domain: &DomainRef) -> Result<()> {
         self.core
             .job(domain, |old| {
-                match old.state {
-                    State::Shutoff => return Err(DomainError::not_running(&old.def.name)),
-                    State::Paused => {
-                        return Err(DomainError::OperationInvalid(format!(
-                            "domain '{}' is not running: it is already paused",
-                            old.def.name
-                        )));
-                    }
-                    _ => {}
-                }
+                Core::require_unpaused(old)?;
                 let mut next = old.clone();
                 next.state = State::Paused;
                 next.reason = Reason::PausedUser;
@@ -293,12 +267,7 @@ impl DomainDriver for TestDriver {
     async fn resume(&self, domain: &DomainRef) -> Result<()> {
         self.core
             .job(domain, |old| {
-                if old.state != State::Paused {
-                    return Err(DomainError::OperationInvalid(format!(
-                        "domain '{}' is not paused",
-                        old.def.name
-                    )));
-                }
+                Core::require_paused(old)?;
                 let mut next = old.clone();
                 next.state = State::Running;
                 next.reason = Reason::RunningUnpaused;
