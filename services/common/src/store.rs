@@ -1,8 +1,17 @@
-//! Durable file writes: a crash at any moment leaves either the old or the new file.
+//! Atomic file writes: a crash at any moment leaves either the old or the new file.
 //!
-//! write = temp file in the same directory, fsync, rename over the target, fsync the
-//! directory; remove = unlink, fsync the directory. These block: async callers run them on
-//! `tokio::task::spawn_blocking`.
+//! Two strengths, because they cost very different amounts (an fsync pair is 1–2 ms on an idle
+//! disk and far more on a busy one):
+//! - durable ([`write_atomic`], [`remove_durable`]), for configuration that must survive a
+//!   power loss: temp file in the same directory, fsync, rename over the target, fsync the
+//!   directory; remove = unlink, fsync the directory;
+//! - runtime ([`write_runtime`], [`remove_runtime`]), for run-dir files (a running VM's state)
+//!   that only have to survive a crash or restart of the service: the same temp file and rename,
+//!   without fsync. The page cache outlives the process, so a restarted service reads the new
+//!   file; a power loss ends the VMs too, and a new boot discards the run dir's state anyway
+//!   (as libvirt's /run/libvirt is a tmpfs).
+//!
+//! These block: async callers run them on `tokio::task::spawn_blocking`.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -13,6 +22,15 @@ static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// Replaces `path` with `contents` atomically and durably.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
+    replace(path, contents, true)
+}
+
+/// Replaces `path` with `contents` atomically, not durably: for run-dir state (module docs).
+pub fn write_runtime(path: &Path, contents: &[u8]) -> io::Result<()> {
+    replace(path, contents, false)
+}
+
+fn replace(path: &Path, contents: &[u8], durable: bool) -> io::Result<()> {
     let dir = parent_dir(path)?;
     let file_name = path
         .file_name()
@@ -29,9 +47,14 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
             .create_new(true)
             .open(&temp)?;
         file.write_all(contents)?;
-        file.sync_all()?;
+        if durable {
+            file.sync_all()?;
+        }
         fs::rename(&temp, path)?;
-        sync_dir(dir)
+        if durable {
+            sync_dir(dir)?;
+        }
+        Ok(())
     })();
     if result.is_err() {
         let _ = fs::remove_file(&temp);
@@ -46,6 +69,16 @@ pub fn remove_durable(path: &Path) -> io::Result<bool> {
             sync_dir(parent_dir(path)?)?;
             Ok(true)
         }
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(error) => Err(error),
+    }
+}
+
+/// Removes a run-dir file (no directory fsync, see the module docs). Returns false when it
+/// did not exist.
+pub fn remove_runtime(path: &Path) -> io::Result<bool> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(true),
         Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(false),
         Err(error) => Err(error),
     }
@@ -97,6 +130,22 @@ mod tests {
         assert_eq!(leftovers.len(), 1, "no temp file left behind");
         assert!(remove_durable(&path).unwrap());
         assert!(!remove_durable(&path).unwrap());
+    }
+
+    #[test]
+    fn runtime_writes_replace_and_remove() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.status");
+        write_runtime(&path, b"one").unwrap();
+        write_runtime(&path, b"two").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"two");
+        assert_eq!(
+            fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temp file left"
+        );
+        assert!(remove_runtime(&path).unwrap());
+        assert!(!remove_runtime(&path).unwrap());
     }
 
     #[test]

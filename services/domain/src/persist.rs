@@ -7,7 +7,9 @@
 //! - `RUN/autostarted`: written once autostart ran, so a service restart does not start
 //!   again what the user shut down (libvirt's marker file does the same).
 //!
-//! Every write is atomic and durable (virtplane_common::store).
+//! Every write is atomic (virtplane_common::store). Config and autostart writes are durable
+//! (fsynced); status files are runtime state, written without fsync: they only have to
+//! survive a restart of the service, and a new boot discards them.
 //!
 //! NAME above is the domain name when it makes a safe file name, else `~` and a hash of it
 //! ([`file_stem`]): names may be up to 256 bytes and start with a dot, file names may not
@@ -119,7 +121,7 @@ impl Store {
 
     pub fn save_status(&self, name: &str, status: &str) -> Result<()> {
         let path = self.status_path(name);
-        store::write_atomic(&path, status.as_bytes())
+        store::write_runtime(&path, status.as_bytes())
             .map_err(|e| DomainError::storage("write", &path, e))
     }
 
@@ -130,7 +132,7 @@ impl Store {
     /// Removes the status file found under `stem` at load time.
     pub fn remove_status_file(&self, stem: &str) -> Result<()> {
         let path = self.status_dir.join(format!("{stem}.status"));
-        store::remove_durable(&path)
+        store::remove_runtime(&path)
             .map(|_| ())
             .map_err(|e| DomainError::storage("remove", &path, e))
     }

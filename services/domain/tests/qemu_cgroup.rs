@@ -503,3 +503,99 @@ fn bad_roots_keys_and_pids_are_refused() {
         format!("process {} does not exist", i32::MAX)
     );
 }
+
+/// The cgroups below `<test top>/vms` in every hierarchy (the VM cgroups of the driver below).
+fn vm_cgroups(cgroups: &TestCgroups) -> Vec<PathBuf> {
+    cgroups
+        .tops()
+        .into_iter()
+        .flat_map(|(top, _)| subtree(&top.join("vms")).into_iter().skip(1))
+        .collect()
+}
+
+/// The driver removes a VM's cgroups as soon as the VM stops: `destroy` returns only once all
+/// of QEMU's threads have exited (a zombie main thread is not enough: the others run on for
+/// ~20 ms and keep the cgroup busy), and a QEMU killed under the driver is cleaned up too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn driver_removes_vm_cgroups_when_vms_stop() {
+    use virtplane_domain::driver::qemu::QemuDriver;
+    use virtplane_domain::driver::{DomainDriver, DriverConfig};
+    use virtplane_domain::model::DomainRef;
+
+    let name = format!("virtplane-test-{}-drv", std::process::id());
+    if writable_v2(&name).is_none() {
+        return;
+    }
+    let cgroups = TestCgroups { name: name.clone() };
+    let root = format!("{name}/vms");
+    let dir = tempfile::Builder::new()
+        .prefix("vp-cgd-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let driver = QemuDriver::open(&DriverConfig {
+        state_dir: dir.path().join("state"),
+        run_dir: dir.path().join("run"),
+        emulator: None,
+        vm_cgroup_root: Some(Some(PathBuf::from(&root))),
+    })
+    .await
+    .unwrap();
+    let xml = |n: &str| {
+        format!(
+            "<domain type='qemu'><name>{n}</name><memory unit='MiB'>64</memory><vcpu>1</vcpu>\
+             <os><type arch='x86_64' machine='pc'>hvm</type></os>\
+             <devices><memballoon model='none'/></devices></domain>"
+        )
+    };
+
+    // Destroy (SIGTERM: QEMU's orderly exit, the slow one): no cgroup is left at return.
+    let def = parse_domain(&xml("cg-destroyed")).unwrap();
+    driver.create(def, false).await.unwrap();
+    let placed = vm_cgroups(&cgroups);
+    assert!(!placed.is_empty(), "QEMU was not placed in a VM cgroup");
+    driver
+        .destroy(&DomainRef::Name("cg-destroyed".into()), true)
+        .await
+        .unwrap();
+    let left = vm_cgroups(&cgroups);
+    assert!(left.is_empty(), "cgroups left after destroy: {left:?}");
+
+    // kill -9 under the driver: the crash path cleans up as well.
+    let def = parse_domain(&xml("cg-killed")).unwrap();
+    driver.create(def, false).await.unwrap();
+    let vm = driver
+        .running_vm(&DomainRef::Name("cg-killed".into()))
+        .unwrap()
+        .1;
+    let _guard = VmGuardPid(vm.pid());
+    kill(Pid::from_raw(vm.pid()), Signal::SIGKILL).unwrap();
+    let deadline = Instant::now() + HANG_GUARD;
+    loop {
+        // A transient domain is gone once it stops.
+        let state = driver
+            .lookup(&DomainRef::Name("cg-killed".into()))
+            .map(|s| s.state);
+        let left = vm_cgroups(&cgroups);
+        if state.is_err() && left.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "state {state:?}, cgroups left: {left:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Kills, when dropped, a QEMU this test started, if it still runs as QEMU.
+struct VmGuardPid(i32);
+
+impl Drop for VmGuardPid {
+    fn drop(&mut self) {
+        if let Ok(cmd) = std::fs::read(format!("/proc/{}/cmdline", self.0))
+            && String::from_utf8_lossy(&cmd).contains("guest=cg-")
+        {
+            let _ = kill(Pid::from_raw(self.0), Signal::SIGKILL);
+        }
+    }
+}

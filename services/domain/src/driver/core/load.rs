@@ -35,18 +35,21 @@ impl Core {
                     continue;
                 }
             }
-            let mut status = match stored.status.as_deref().map(Status::decode).transpose() {
+            // After a reboot a status file is not even read: it is runtime state written
+            // without fsync, so a power loss may have left it empty.
+            if new_boot && stored.status.is_some() {
+                let name = config.as_ref().map_or(stem.as_str(), |d| d.name.as_str());
+                tracing::info!(domain = %name, "host rebooted since the domain ran: it is shut off");
+                self.store.remove_status_file(&stem)?;
+            }
+            let stored_status = stored.status.as_deref().filter(|_| !new_boot);
+            let status = match stored_status.map(Status::decode).transpose() {
                 Ok(status) => status,
                 Err(error) => {
                     tracing::error!(domain = %stem, %error, "cannot read domain status; treating it as shut off");
                     None
                 }
             };
-            if new_boot && status.take().is_some() {
-                let name = config.as_ref().map_or(stem.as_str(), |d| d.name.as_str());
-                tracing::info!(domain = %name, "host rebooted since the domain ran: it is shut off");
-                self.store.remove_status_file(&stem)?;
-            }
             let live = match status
                 .as_ref()
                 .map(|s| parse_domain(&s.live_xml))

@@ -121,31 +121,29 @@ impl QemuDriver {
         self.vms().insert(vm.uuid.clone(), vm);
     }
 
-    /// Forgets a VM that is gone and removes its run dir.
-    pub(super) fn forget_vm(&self, vm: &Arc<Vm>) {
+    /// Forgets a VM that is gone and releases what it held on the host: its run dir and its
+    /// cgroup. Callers have stopped QEMU; its last threads may still be exiting, and the cgroup
+    /// can only be removed once they are gone, so this waits for that (bounded).
+    pub(super) async fn forget_vm(&self, vm: &Arc<Vm>) {
         {
             let mut vms = self.vms();
             if vms.get(&vm.uuid).is_some_and(|v| Arc::ptr_eq(v, vm)) {
                 vms.remove(&vm.uuid);
             }
         }
-        if let Err(error) = std::fs::remove_dir_all(&vm.dir)
-            && error.kind() != std::io::ErrorKind::NotFound
-        {
-            tracing::warn!(domain = %vm.name, dir = %vm.dir.display(), %error, "cannot remove the VM's run dir");
+        if let Err(error) = vm.process.wait_gone(FORGET_WAIT).await {
+            tracing::warn!(domain = %vm.name, %error, "QEMU has not fully exited; its cgroup may stay behind");
         }
-        match self
-            .config
-            .cgroups
-            .remove(&self.cgroup_key(vm.id, &vm.name))
-        {
-            Ok(removal) if !removal.busy.is_empty() => {
-                tracing::warn!(domain = %vm.name, busy = ?removal.busy, "the VM's cgroup is still in use; left in place");
-            }
-            Ok(_) => {}
-            Err(error) => {
-                tracing::warn!(domain = %vm.name, %error, "cannot remove the VM's cgroup")
-            }
+        let dir = vm.dir.clone();
+        let cgroups = self.config.cgroups.clone();
+        let key = self.cgroup_key(vm.id, &vm.name);
+        let name = vm.name.clone();
+        // File and cgroupfs removals block: off the async workers.
+        let released =
+            tokio::task::spawn_blocking(move || release_run_files(&dir, &cgroups, &key, &name))
+                .await;
+        if let Err(error) = released {
+            tracing::warn!(domain = %vm.name, %error, "releasing the VM's run files failed");
         }
     }
 
@@ -347,7 +345,7 @@ impl DomainDriver for QemuDriver {
         self.core
             .commit(&locked.object, &locked.old, outcome)
             .await?;
-        self.forget_vm(&vm);
+        self.forget_vm(&vm).await;
         Ok(())
     }
 
@@ -497,5 +495,24 @@ impl DomainDriver for QemuDriver {
             device,
             format!("{}:{}", record.pid, record.start_ticks),
         )
+    }
+}
+
+/// How long [`QemuDriver::forget_vm`] waits for QEMU's last threads before removing its cgroup.
+const FORGET_WAIT: Duration = Duration::from_secs(5);
+
+/// Removes a gone VM's run dir and cgroup. Blocking.
+fn release_run_files(dir: &std::path::Path, cgroups: &VmCgroups, key: &str, name: &str) {
+    if let Err(error) = std::fs::remove_dir_all(dir)
+        && error.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(domain = %name, dir = %dir.display(), %error, "cannot remove the VM's run dir");
+    }
+    match cgroups.remove(key) {
+        Ok(removal) if !removal.busy.is_empty() => {
+            tracing::warn!(domain = %name, busy = ?removal.busy, "the VM's cgroup is still in use; left in place");
+        }
+        Ok(_) => {}
+        Err(error) => tracing::warn!(domain = %name, %error, "cannot remove the VM's cgroup"),
     }
 }

@@ -111,7 +111,7 @@ impl QemuDriver {
             .await
         {
             let _ = self.stop_process(&vm, false).await;
-            self.forget_vm(&vm);
+            self.forget_vm(&vm).await;
             return Err(error);
         }
         self.watch(vm, events);

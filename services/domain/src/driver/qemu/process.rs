@@ -17,10 +17,13 @@
 //! [`QemuProcess::reattach`] trusts it only if the pid still runs with the same start time and
 //! its command line is QEMU's for that domain, since the pid may have been reused meanwhile.
 //! Liveness of a non-child is read from `/proc`: a zombie waiting for PID 1 (which here reaps
-//! only every 1–2 s) has exited and counts as gone.
+//! only every 1–2 s) has exited and counts as not running. Waiting for the end of a process
+//! waits for all of its threads, through a pidfd ([`pidfd`]): QEMU's main thread exits ~20 ms
+//! before its last thread, and only then are its cgroup and devices free.
 
 pub mod cgroup;
 mod log;
+mod pidfd;
 mod procfs;
 mod record;
 
@@ -38,6 +41,7 @@ use tokio::time::Instant;
 
 use crate::driver::qemu::argv::QemuCommand;
 
+use pidfd::PidFd;
 pub use record::ProcessRecord;
 
 /// How often liveness of a process is polled from `/proc` (a non-child cannot be waited for).
@@ -111,6 +115,9 @@ pub struct QemuProcess {
     /// it (`Some(None)` if waiting failed). `None` for a reattached process, which is not our
     /// child and is watched through `/proc` only.
     exit: Option<watch::Receiver<Option<Option<ExitStatus>>>>,
+    /// Readable once the whole process has exited; `None` only if the kernel refused one
+    /// (before Linux 5.3), when waiting falls back to polling `/proc`.
+    pidfd: Option<PidFd>,
 }
 
 /// How waiting for QEMU's monitor ended.
@@ -180,6 +187,7 @@ impl QemuProcess {
                 io::Error::other("no such process"),
             ));
         };
+        let pidfd = open_pidfd(pid, domain_name);
         let (exit_tx, mut exit_rx) = watch::channel(None);
         tokio::spawn(async move {
             let status = child.wait().await.ok();
@@ -194,6 +202,7 @@ impl QemuProcess {
                 qmp_socket: cmd.qmp_socket.clone(),
             },
             exit: Some(exit_rx.clone()),
+            pidfd,
         };
         match wait_ready(&cmd.qmp_socket, &mut exit_rx, deadline).await {
             Startup::Ready => Ok(process),
@@ -232,13 +241,19 @@ impl QemuProcess {
         }
         let is_ours = procfs::cmdline(record.pid)
             .is_some_and(|args| procfs::is_qemu_for(&args, &record.domain_name));
-        // Checked again: the pid could have exited and been reused between the two reads.
-        if !is_ours || !procfs::alive_with_start(record.pid, record.start_ticks) {
+        if !is_ours {
+            return Ok(None);
+        }
+        let pidfd = open_pidfd(record.pid, &record.domain_name);
+        // Checked again after the pidfd is open: the pid could have exited and been reused
+        // since the first read, and the pidfd must name this process.
+        if !procfs::alive_with_start(record.pid, record.start_ticks) {
             return Ok(None);
         }
         Ok(Some(QemuProcess {
             record: record.clone(),
             exit: None,
+            pidfd,
         }))
     }
 
@@ -269,20 +284,28 @@ impl QemuProcess {
         procfs::alive_with_start(self.record.pid, self.record.start_ticks)
     }
 
-    /// Resolves when the process is gone, or fails with [`ProcessError::StillRunning`] after
-    /// `timeout`. Polls `/proc`, which works for a non-child too; a child's exit also wakes it.
+    /// Resolves once the process is gone, every thread of it, or fails with
+    /// [`ProcessError::StillRunning`] after `timeout`.
     pub async fn wait_gone(&self, timeout: Duration) -> Result<(), ProcessError> {
+        let still_running = || ProcessError::StillRunning {
+            pid: self.pid(),
+            after: timeout,
+        };
+        if let Some(pidfd) = &self.pidfd {
+            return match pidfd.exited_within(timeout).await {
+                true => Ok(()),
+                false => Err(still_running()),
+            };
+        }
         let deadline = Instant::now() + timeout;
         let mut exit = self.exit.clone();
         loop {
-            if !self.is_alive() {
+            let reaped = self.exit.as_ref().is_some_and(|rx| rx.borrow().is_some());
+            if reaped || procfs::fully_exited(self.record.pid, self.record.start_ticks) {
                 return Ok(());
             }
             if Instant::now() >= deadline {
-                return Err(ProcessError::StillRunning {
-                    pid: self.pid(),
-                    after: timeout,
-                });
+                return Err(still_running());
             }
             let exited = async {
                 match exit.as_mut() {
@@ -298,7 +321,8 @@ impl QemuProcess {
     }
 
     /// libvirt's destroy fallback: SIGTERM, up to `grace` for QEMU to quit, then SIGKILL.
-    /// Returns once the process is gone (a zombie awaiting PID 1's reaping counts as gone), or
+    /// Returns once the process is gone, all its threads (a zombie awaiting reaping counts as
+    /// gone), or
     /// fails if it survives [`KILL_WAIT`] after SIGKILL.
     pub async fn kill(&self, grace: Duration) -> Result<(), ProcessError> {
         self.signal(Signal::SIGTERM)?;
@@ -325,6 +349,16 @@ impl QemuProcess {
             }),
         }
     }
+}
+
+/// A pidfd for a process known to be ours (not reaped, or identity checked), or `None` with
+/// a warning: waiting then polls `/proc`.
+fn open_pidfd(pid: i32, domain_name: &str) -> Option<PidFd> {
+    PidFd::open(pid)
+        .inspect_err(|error| {
+            tracing::warn!(domain = %domain_name, pid, %error, "no pidfd for QEMU; its exit is polled from /proc");
+        })
+        .ok()
 }
 
 /// Waits for QEMU's QMP greeting, QEMU's exit, or the deadline.

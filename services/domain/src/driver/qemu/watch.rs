@@ -162,7 +162,7 @@ impl QemuDriver {
                 .await?;
         }
         if stops {
-            self.forget_vm(vm);
+            self.forget_vm(vm).await;
         }
         Ok(())
     }

@@ -48,6 +48,19 @@ pub(crate) fn alive_with_start(pid: i32, start_ticks: u64) -> bool {
 }
 
 /// The process's argv, `None` if it cannot be read (gone, or a kernel thread: empty).
+/// Whether `pid` (started at `start_ticks`) has exited with all its threads: a zombie whose
+/// other threads still run is not yet fully gone (`/proc/PID/task` still lists them).
+pub(crate) fn fully_exited(pid: i32, start_ticks: u64) -> bool {
+    match stat(pid) {
+        None => true,
+        Some(stat) if stat.start_ticks != start_ticks => true,
+        Some(stat) if stat.is_running() => false,
+        Some(_) => {
+            std::fs::read_dir(format!("/proc/{pid}/task")).map_or(true, |tasks| tasks.count() <= 1)
+        }
+    }
+}
+
 pub(crate) fn cmdline(pid: i32) -> Option<Vec<String>> {
     let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
     let args = parse_cmdline(&raw);

@@ -19,12 +19,14 @@ pub struct ProcessRecord {
 }
 
 impl ProcessRecord {
-    /// Writes the record as JSON, atomically and durably (a crash leaves the old or the new
-    /// record, never half of one). Blocking: async callers use `spawn_blocking`.
+    /// Writes the record as JSON, atomically (a crash leaves the old or the new record, never
+    /// half of one) but without fsync: it is run-dir state, which only has to outlive the
+    /// service, not the host (see `virtplane_common::store`). Blocking: async callers use
+    /// `spawn_blocking`.
     pub fn save(&self, path: &Path) -> Result<(), ProcessError> {
         let json = serde_json::to_vec_pretty(self)
             .map_err(|e| ProcessError::BadRecord(format!("{}: {e}", path.display())))?;
-        virtplane_common::store::write_atomic(path, &json)
+        virtplane_common::store::write_runtime(path, &json)
             .map_err(|e| ProcessError::io(format!("writing {}", path.display()), e))
     }
 
