@@ -110,6 +110,14 @@ pub enum Command {
     Setmaxmem(MemArgs),
     /// Mark a domain to start with the host (or not, with --disable)
     Autostart(AutostartArgs),
+    /// Attach a disk (an image file or block device) to a domain
+    AttachDisk(Box<crate::commands::device::AttachDiskArgs>),
+    /// Detach a disk, named by target or source path, from a domain
+    DetachDisk(crate::commands::device::DetachDiskArgs),
+    /// Attach a device from an XML file ('-' reads stdin)
+    AttachDevice(crate::commands::device::DeviceFileArgs),
+    /// Detach a device given as an XML file ('-' reads stdin)
+    DetachDevice(crate::commands::device::DeviceFileArgs),
     /// Wait for domain events and print them
     Event(EventArgs),
     /// Connect to a domain's serial console (Ctrl-] detaches)

@@ -245,6 +245,20 @@ impl DomainService for Fake {
         self.note("set_autostart", &r)?;
         Ok(Response::new(pb::SetAutostartResponse {}))
     }
+    async fn attach_device(
+        &self,
+        r: Request<pb::AttachDeviceRequest>,
+    ) -> Res<pb::AttachDeviceResponse> {
+        self.note("attach_device", &r)?;
+        Err(Status::unimplemented("attach_device is not in this fake"))
+    }
+    async fn detach_device(
+        &self,
+        r: Request<pb::DetachDeviceRequest>,
+    ) -> Res<pb::DetachDeviceResponse> {
+        self.note("detach_device", &r)?;
+        Err(Status::unimplemented("detach_device is not in this fake"))
+    }
 
     type WatchEventsStream =
         Pin<Box<dyn Stream<Item = Result<pb::DomainEvent, Status>> + Send + 'static>>;

@@ -13,6 +13,10 @@ pub enum DomainError {
     UuidTaken { existing: String, uuid: String },
     #[error("domain '{0}' is already active")]
     AlreadyActive(String),
+    /// A device a request names is not in the domain (libvirt's VIR_ERR_DEVICE_MISSING),
+    /// e.g. "disk vdb not found".
+    #[error("{0}")]
+    DeviceMissing(String),
     #[error("invalid domain XML: {0}")]
     Xml(#[from] XmlError),
     #[error("invalid argument: {0}")]

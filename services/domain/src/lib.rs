@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod console;
+pub mod device_edit;
 pub mod domains;
 pub mod driver;
 pub mod error;

@@ -11,7 +11,7 @@ use crate::domains::{DomainList, Snapshot};
 use crate::error::{DomainError, Result};
 use crate::impact;
 use crate::model::{DomainRef, ListFilter, Reason, State};
-use crate::xml::{DiskDevice, DomainDef, Interface, Node};
+use crate::xml::{DiskDevice, DomainDef, Interface};
 
 /// libvirt's stat groups (VIR_DOMAIN_STATS_*).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -306,13 +306,9 @@ pub fn find_disk(def: &DomainDef, device: &str) -> Option<usize> {
 }
 
 /// The balloon's statistics period from `<memballoon><stats period='N'/>`, if the definition
-/// carries one (the XML model keeps it as unknown content of `<memballoon>`).
+/// carries one.
 pub fn balloon_period(def: &DomainDef) -> Option<u32> {
-    let balloon = def.devices.memballoon.as_ref()?;
-    balloon.extra.nodes.iter().find_map(|(_, node)| match node {
-        Node::Element(e) if e.name == "stats" => e.attr("period")?.parse().ok(),
-        _ => None,
-    })
+    def.devices.memballoon.as_ref()?.stats_period
 }
 
 /// Whether the definition has a balloon device (libvirt adds a virtio one when the XML has

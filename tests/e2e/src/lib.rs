@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
+pub mod netns;
+
 /// The directory holding the workspace's binaries (target/debug when run by `cargo test`).
 pub fn bin_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("VIRTPLANE_BIN_DIR") {
@@ -47,6 +49,8 @@ pub struct Stack {
     gateway: Option<Child>,
     /// `test` or `qemu`.
     driver: &'static str,
+    /// The network namespace the domain service runs in (`ip netns exec`), if not the host's.
+    netns: Option<String>,
 }
 
 impl Stack {
@@ -58,6 +62,17 @@ impl Stack {
     /// Starts both daemons with `driver` (`test` or `qemu`). The directory is short (in
     /// /tmp): QEMU's unix sockets live under it and their paths are limited to 107 bytes.
     pub fn start_with(driver: &'static str) -> Self {
+        Self::start_full(driver, None)
+    }
+
+    /// Like [`Self::start_with`], with the domain service (and so its QEMUs and taps) in the
+    /// network namespace `netns` (see [`netns::NetNs`]); the gateway stays in the host's and
+    /// reaches it over its unix socket, which works across network namespaces.
+    pub fn start_in_netns(driver: &'static str, netns: &str) -> Self {
+        Self::start_full(driver, Some(netns.to_owned()))
+    }
+
+    fn start_full(driver: &'static str, netns: Option<String>) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("vp-e2e-")
             .tempdir_in("/tmp")
@@ -83,6 +98,7 @@ impl Stack {
             domaind: None,
             gateway: None,
             driver,
+            netns,
         };
         stack.start_domaind();
         stack.start_gateway();
@@ -101,7 +117,18 @@ impl Stack {
     /// (Re)starts the domain service on the same state dir and waits for its socket.
     pub fn start_domaind(&mut self) {
         let _ = std::fs::remove_file(&self.domain_sock);
-        let child = Command::new(binary("virtplane-domaind"))
+        // `ip netns exec` execs the service in place: the pid stays the service's.
+        let mut command = match &self.netns {
+            None => Command::new(binary("virtplane-domaind")),
+            Some(netns) => {
+                let mut command = Command::new("ip");
+                command
+                    .args(["netns", "exec", netns])
+                    .arg(binary("virtplane-domaind"));
+                command
+            }
+        };
+        let child = command
             .args(["--driver", self.driver, "--state-dir"])
             .arg(self.dir.path().join("domain"))
             .arg("--run-dir")
@@ -304,14 +331,54 @@ impl Drop for Stack {
         {
             stop(child);
         }
-        // VMs outlive the service by design; a test's must not outlive the test.
-        for pid in self.qemu_pids() {
+        // VMs outlive the service by design; a test's must not outlive the test, nor the
+        // cgroups the service made for them (the stopped service cannot remove them now).
+        let pids = self.qemu_pids();
+        let cgroups: Vec<PathBuf> = pids.iter().flat_map(|&pid| vm_cgroup_dirs(pid)).collect();
+        for &pid in &pids {
             let _ = nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(pid),
                 nix::sys::signal::Signal::SIGKILL,
             );
         }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        for dir in cgroups {
+            // Empty once every thread of the killed QEMU is gone; rmdir only removes an
+            // empty cgroup.
+            while std::fs::remove_dir(&dir).is_err() && dir.exists() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
     }
+}
+
+/// The VM cgroup directories (below a `virtplane.vms` root, in every mounted hierarchy) that
+/// `pid` is in, read from `/proc/PID/cgroup`.
+fn vm_cgroup_dirs(pid: i32) -> Vec<PathBuf> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+    let mounts: Vec<PathBuf> = std::fs::read_dir("/sys/fs/cgroup")
+        .map(|entries| entries.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    let mut dirs = Vec::new();
+    for line in text.lines() {
+        let Some(path) = line.splitn(3, ':').nth(2) else {
+            continue;
+        };
+        if !path.contains("/virtplane.vms/") {
+            continue;
+        }
+        let rel = path.trim_start_matches('/');
+        for top in mounts
+            .iter()
+            .chain(std::iter::once(&PathBuf::from("/sys/fs/cgroup")))
+        {
+            let dir = top.join(rel);
+            if dir.is_dir() && !dirs.contains(&dir) {
+                dirs.push(dir);
+            }
+        }
+    }
+    dirs
 }
 
 /// SIGTERM, a grace period, then SIGKILL: only the process we started, by pid.

@@ -235,6 +235,12 @@ fn qemu_monitor_and_stats_through_the_gateway() {
     let list = stack.ok(&["domblklist", "vm"]);
     assert!(list.contains(" vda      /"), "{list}");
     stack.ok(&["dommemstat", "vm", "--period", "2", "--live"]);
+    // The config keeps its own period for the next start; the live XML records the live one.
+    stack.ok(&["dommemstat", "vm", "--period", "3", "--config"]);
+    let inactive = stack.ok(&["dumpxml", "vm", "--inactive"]);
+    assert!(inactive.contains("<stats period='3'/>"), "{inactive}");
+    let live = stack.ok(&["dumpxml", "vm"]);
+    assert!(live.contains("<stats period='2'/>"), "{live}");
     let mem = stack.ok(&["dommemstat", "vm"]);
     assert!(
         mem.starts_with("actual 65536\n") && mem.contains("rss "),

@@ -3,6 +3,7 @@
 //! rule virsh uses for domain arguments.
 
 pub mod console;
+pub mod device;
 pub mod domain;
 pub mod events;
 pub mod host;
@@ -51,6 +52,10 @@ pub async fn run(command: Command, ctx: &mut Ctx) -> Result<(), Error> {
         Command::Vcpucount(a) => vcpu::vcpucount(ctx, a).await,
         Command::Setmem(a) => memory::setmem(ctx, a, false).await,
         Command::Setmaxmem(a) => memory::setmem(ctx, a, true).await,
+        Command::AttachDisk(a) => device::attach_disk(ctx, *a).await,
+        Command::DetachDisk(a) => device::detach_disk(ctx, a).await,
+        Command::AttachDevice(a) => device::attach_device(ctx, a).await,
+        Command::DetachDevice(a) => device::detach_device(ctx, a).await,
         Command::Event(a) => events::event(ctx, a).await,
         Command::Console(a) => console::console(ctx, a).await,
         Command::Domstats(a) => stats::domstats(ctx, a).await,

@@ -15,7 +15,7 @@ use virtplane_proto::v1::host_service_server::HostService;
 
 use crate::driver::DomainDriver;
 use crate::model::{MemoryFlags, PowerMode, VcpuFlags, XmlFlags};
-use crate::xml::{DomainDef, parse_domain};
+use crate::xml::{DomainDef, parse_device, parse_domain};
 
 pub mod console;
 pub mod convert;
@@ -375,6 +375,42 @@ impl DomainService for DomainApi {
             .set_autostart(&convert::domain_ref(domain)?, autostart)
             .await?;
         Ok(Response::new(pb::SetAutostartResponse {}))
+    }
+
+    async fn attach_device(
+        &self,
+        request: Request<pb::AttachDeviceRequest>,
+    ) -> Reply<pb::AttachDeviceResponse> {
+        let caller = Caller::from_metadata(request.metadata());
+        let pb::AttachDeviceRequest { domain, xml, flags } = request.into_inner();
+        require_save_if_config(&caller, &flags)?;
+        let device = parse_device(&xml).map_err(crate::error::DomainError::from)?;
+        self.driver
+            .attach_device(
+                &convert::domain_ref(domain)?,
+                device,
+                convert::impact(flags),
+            )
+            .await?;
+        Ok(Response::new(pb::AttachDeviceResponse {}))
+    }
+
+    async fn detach_device(
+        &self,
+        request: Request<pb::DetachDeviceRequest>,
+    ) -> Reply<pb::DetachDeviceResponse> {
+        let caller = Caller::from_metadata(request.metadata());
+        let pb::DetachDeviceRequest { domain, xml, flags } = request.into_inner();
+        require_save_if_config(&caller, &flags)?;
+        let device = parse_device(&xml).map_err(crate::error::DomainError::from)?;
+        self.driver
+            .detach_device(
+                &convert::domain_ref(domain)?,
+                device,
+                convert::impact(flags),
+            )
+            .await?;
+        Ok(Response::new(pb::DetachDeviceResponse {}))
     }
 
     type WatchEventsStream = Pin<Box<dyn Stream<Item = Result<pb::DomainEvent, Status>> + Send>>;

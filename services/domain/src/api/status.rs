@@ -13,6 +13,7 @@ impl From<DomainError> for tonic::Status {
                 (Code::AlreadyExists, "DOMAIN_EXISTS")
             }
             DomainError::AlreadyActive(_) => (Code::FailedPrecondition, "DOMAIN_ACTIVE"),
+            DomainError::DeviceMissing(_) => (Code::NotFound, "DEVICE_NOT_FOUND"),
             DomainError::Xml(_) => (Code::InvalidArgument, "INVALID_XML"),
             DomainError::InvalidArg(_) => (Code::InvalidArgument, "INVALID_ARGUMENT"),
             DomainError::OperationInvalid(_) => (Code::FailedPrecondition, "OPERATION_INVALID"),
@@ -55,6 +56,11 @@ mod tests {
                 },
                 Code::AlreadyExists,
                 "DOMAIN_EXISTS",
+            ),
+            (
+                DomainError::DeviceMissing("disk vdb not found".into()),
+                Code::NotFound,
+                "DEVICE_NOT_FOUND",
             ),
             (
                 DomainError::AlreadyActive("a".into()),

@@ -19,7 +19,7 @@ use crate::stats::{
     self, BlockDevice, BlockStats, DomainStats, InterfaceEntry, InterfaceStats, MemoryStats,
     StatsQuery,
 };
-use crate::xml::DomainDef;
+use crate::xml::{DeviceDef, DomainDef};
 
 pub mod core;
 pub mod qemu;
@@ -63,6 +63,38 @@ pub trait DomainDriver: Send + Sync + 'static {
     async fn set_vcpus(&self, domain: &DomainRef, count: u32, flags: VcpuFlags) -> Result<()>;
     async fn set_memory(&self, domain: &DomainRef, kib: u64, flags: MemoryFlags) -> Result<()>;
     async fn set_autostart(&self, domain: &DomainRef, autostart: bool) -> Result<()>;
+
+    /// virDomainAttachDeviceFlags: adds `device` to the running domain and/or its config as
+    /// `impact` says (neither: live if running, else config). Devices a driver cannot attach
+    /// are refused as unsupported, naming their element.
+    async fn attach_device(
+        &self,
+        domain: &DomainRef,
+        device: DeviceDef,
+        impact: crate::model::Impact,
+    ) -> Result<()> {
+        let _ = (domain, impact);
+        Err(unsupported(
+            self.versions().driver,
+            &format!("attaching <{}> devices", device.element()),
+        ))
+    }
+
+    /// virDomainDetachDeviceFlags: removes the device `device` names (a disk by its target)
+    /// from the running domain and/or its config. A live detach returns once the guest has
+    /// released the device, or fails with a timeout while it is still attached.
+    async fn detach_device(
+        &self,
+        domain: &DomainRef,
+        device: DeviceDef,
+        impact: crate::model::Impact,
+    ) -> Result<()> {
+        let _ = (domain, impact);
+        Err(unsupported(
+            self.versions().driver,
+            &format!("detaching <{}> devices", device.element()),
+        ))
+    }
 
     /// The driver's event stream.
     fn events(&self) -> &Arc<EventHub<Event>>;

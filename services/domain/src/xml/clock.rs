@@ -4,7 +4,7 @@ use super::error::XmlError;
 use super::extra::{Extra, FmtCtx};
 use super::scope::Scope;
 use super::tree::Element;
-use super::values::YES_NO;
+use super::values::{YES_NO, uint};
 
 const TIMERS: &[&str] = &[
     "platform",
@@ -26,6 +26,8 @@ pub struct Clock {
     pub adjustment: Option<String>,
     /// utc or localtime (with offset='variable').
     pub basis: Option<String>,
+    /// Seconds since the epoch the guest's clock starts at (offset='absolute').
+    pub start: Option<u64>,
     pub timers: Vec<Timer>,
     pub extra: Extra,
 }
@@ -39,6 +41,8 @@ pub struct Timer {
     pub tickpolicy: Option<String>,
     /// boot, guest, wall, realtime.
     pub track: Option<String>,
+    /// Hz, of the `tsc` timer.
+    pub frequency: Option<u64>,
     pub extra: Extra,
 }
 
@@ -51,6 +55,7 @@ impl Clock {
         let timezone = s.attr_string("timezone");
         let adjustment = s.attr_string("adjustment");
         let basis = s.attr_enum("basis", &["utc", "localtime"])?;
+        let start = s.attr_parse("start", uint::<u64>)?;
         let mut timers = Vec::new();
         for mut t in s.children("timer") {
             let name = t
@@ -60,11 +65,13 @@ impl Clock {
             let tickpolicy =
                 t.attr_enum("tickpolicy", &["delay", "catchup", "merge", "discard"])?;
             let track = t.attr_enum("track", &["boot", "guest", "wall", "realtime"])?;
+            let frequency = t.attr_parse("frequency", uint::<u64>)?;
             timers.push(Timer {
                 name,
                 present,
                 tickpolicy,
                 track,
+                frequency,
                 extra: t.finish(),
             });
         }
@@ -73,6 +80,7 @@ impl Clock {
             timezone,
             adjustment,
             basis,
+            start,
             timers,
             extra: s.finish(),
         })
@@ -84,11 +92,13 @@ impl Clock {
         el.set_opt("timezone", self.timezone.as_deref());
         el.set_opt("adjustment", self.adjustment.as_deref());
         el.set_opt("basis", self.basis.as_deref());
+        el.set_opt("start", self.start);
         for t in &self.timers {
             let mut te = Element::new("timer");
             te.set("name", t.name.as_str());
             te.set_opt("tickpolicy", t.tickpolicy.as_deref());
             te.set_opt("track", t.track.as_deref());
+            te.set_opt("frequency", t.frequency);
             te.set_opt("present", t.present.as_deref());
             t.extra.apply(&mut te, ctx);
             el.push(te);

@@ -6,7 +6,7 @@ use super::error::XmlError;
 use super::extra::{Extra, FmtCtx};
 use super::scope::Scope;
 use super::tree::Element;
-use super::values::{ON_OFF, positive};
+use super::values::{ON_OFF, positive, uint};
 
 /// `<cpu mode=…>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,7 +57,27 @@ pub struct Cpu {
     pub model: Option<CpuModel>,
     pub vendor: Option<String>,
     pub topology: Option<CpuTopology>,
+    pub cache: Option<CpuCache>,
+    pub maxphysaddr: Option<CpuMaxPhysAddr>,
     pub features: Vec<CpuFeature>,
+    pub extra: Extra,
+}
+
+/// `<cache level=… mode=…/>`: what the guest is told about the CPU caches.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CpuCache {
+    pub level: Option<u32>,
+    /// emulate, passthrough, disable.
+    pub mode: String,
+    pub extra: Extra,
+}
+
+/// `<maxphysaddr mode=… bits=…/>`: the guest's physical address width.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CpuMaxPhysAddr {
+    /// passthrough (the host's width) or emulate (`bits`).
+    pub mode: String,
+    pub bits: Option<u32>,
     pub extra: Extra,
 }
 
@@ -126,6 +146,26 @@ impl Cpu {
                 })
             }
         };
+        let cache = match s.child("cache")? {
+            None => None,
+            Some(mut c) => Some(CpuCache {
+                level: c.attr_parse("level", uint::<u32>)?,
+                mode: c
+                    .attr_enum("mode", &["emulate", "passthrough", "disable"])?
+                    .ok_or_else(|| XmlError::missing(c.attr_loc("mode")))?,
+                extra: c.finish(),
+            }),
+        };
+        let maxphysaddr = match s.child("maxphysaddr")? {
+            None => None,
+            Some(mut m) => Some(CpuMaxPhysAddr {
+                mode: m
+                    .attr_enum("mode", &["passthrough", "emulate"])?
+                    .ok_or_else(|| XmlError::missing(m.attr_loc("mode")))?,
+                bits: m.attr_parse("bits", uint::<u32>)?,
+                extra: m.finish(),
+            }),
+        };
         let mut features = Vec::new();
         for mut f in s.children("feature") {
             let policy = f.attr_enum(
@@ -147,6 +187,8 @@ impl Cpu {
             model,
             vendor,
             topology,
+            cache,
+            maxphysaddr,
             features,
             extra: s.finish(),
         })
@@ -177,6 +219,20 @@ impl Cpu {
             te.set("threads", t.threads.to_string());
             t.extra.apply(&mut te, ctx);
             el.push(te);
+        }
+        if let Some(c) = &self.cache {
+            let mut ce = Element::new("cache");
+            ce.set_opt("level", c.level);
+            ce.set("mode", c.mode.as_str());
+            c.extra.apply(&mut ce, ctx);
+            el.push(ce);
+        }
+        if let Some(m) = &self.maxphysaddr {
+            let mut me = Element::new("maxphysaddr");
+            me.set("mode", m.mode.as_str());
+            me.set_opt("bits", m.bits);
+            m.extra.apply(&mut me, ctx);
+            el.push(me);
         }
         for f in &self.features {
             let mut fe = Element::new("feature");

@@ -8,6 +8,7 @@ use super::extra::{Extra, FmtCtx};
 use super::features::Features;
 use super::lifecycle::{LifecycleAction, LifecycleEvent};
 use super::os::Os;
+use super::pm::Pm;
 use super::qemu::{QEMU_NS, QemuCommandline, in_qemu_ns};
 use super::resources::{
     MaxMemory, Vcpu, max_memory_element, memory_element, parse_max_memory, parse_memory,
@@ -55,6 +56,9 @@ pub struct DomainDef {
     pub name: String,
     /// Canonical: lowercase, hyphenated.
     pub uuid: String,
+    /// `<genid>`: the VM generation ID the guest sees (canonical UUID form); generated at
+    /// define for an empty `<genid/>`, as libvirt does.
+    pub genid: Option<String>,
     pub title: Option<String>,
     pub description: Option<String>,
     /// `<metadata>` as written: applications' own namespaced data, opaque to us.
@@ -71,6 +75,7 @@ pub struct DomainDef {
     pub on_poweroff: Option<LifecycleAction>,
     pub on_reboot: Option<LifecycleAction>,
     pub on_crash: Option<LifecycleAction>,
+    pub pm: Option<Pm>,
     pub devices: Devices,
     pub qemu_commandline: Option<QemuCommandline>,
     /// Unknown top-level content (seclabel, cputune, ...) and unknown attributes of the
@@ -106,6 +111,13 @@ impl DomainDef {
             // libvirt generates one when absent.
             None => uuid::Uuid::new_v4().hyphenated().to_string(),
         };
+        let genid = match s.leaf("genid")? {
+            None => None,
+            Some(g) if g.trim().is_empty() => Some(uuid::Uuid::new_v4().hyphenated().to_string()),
+            Some(g) => {
+                Some(super::values::uuid(&g).map_err(|e| XmlError::value("<genid>", g.trim(), e))?)
+            }
+        };
         let title = s.leaf("title")?;
         let description = s.leaf("description")?;
         let metadata = s.child("metadata")?.map(|m| m.element().clone());
@@ -130,6 +142,7 @@ impl DomainDef {
         let on_poweroff = lifecycle(&mut s, LifecycleEvent::Poweroff)?;
         let on_reboot = lifecycle(&mut s, LifecycleEvent::Reboot)?;
         let on_crash = lifecycle(&mut s, LifecycleEvent::Crash)?;
+        let pm = s.child("pm")?.map(Pm::parse).transpose()?;
         let devices = s
             .child("devices")?
             .map(Devices::parse)
@@ -151,6 +164,7 @@ impl DomainDef {
             domain_type,
             name,
             uuid,
+            genid,
             title,
             description,
             metadata,
@@ -165,6 +179,7 @@ impl DomainDef {
             on_poweroff,
             on_reboot,
             on_crash,
+            pm,
             devices,
             qemu_commandline,
             extra: s.finish(),
@@ -245,6 +260,7 @@ impl DomainDef {
         };
         leaf(&mut el, "name", Some(&self.name), ctx);
         leaf(&mut el, "uuid", Some(&self.uuid), ctx);
+        leaf(&mut el, "genid", self.genid.as_deref(), ctx);
         leaf(&mut el, "title", self.title.as_deref(), ctx);
         leaf(&mut el, "description", self.description.as_deref(), ctx);
         if let Some(m) = &self.metadata {
@@ -279,6 +295,9 @@ impl DomainDef {
                 action.map(LifecycleAction::as_str),
                 ctx,
             );
+        }
+        if let Some(pm) = &self.pm {
+            el.push(pm.to_element(ctx));
         }
         el.push(self.devices.to_element(ctx));
         if let Some(q) = &self.qemu_commandline {

@@ -9,6 +9,7 @@
 
 mod clock;
 mod cpu;
+mod device;
 pub mod devices;
 mod domain;
 mod error;
@@ -16,6 +17,7 @@ mod extra;
 mod features;
 mod lifecycle;
 mod os;
+mod pm;
 mod qemu;
 mod read;
 mod resources;
@@ -30,14 +32,16 @@ mod write;
 mod tests;
 
 pub use clock::{Clock, Timer};
-pub use cpu::{Cpu, CpuFeature, CpuMode, CpuModel, CpuTopology};
+pub use cpu::{Cpu, CpuCache, CpuFeature, CpuMaxPhysAddr, CpuMode, CpuModel, CpuTopology};
+pub use device::{DeviceDef, parse_device};
 pub use devices::*;
 pub use domain::{DOMAIN_TYPES, DomainDef, FormatOptions};
 pub use error::XmlError;
 pub use extra::Extra;
-pub use features::{Feature, Features, KNOWN_FEATURES};
+pub use features::{Enlightenment, Feature, Features, HYPERV_ENLIGHTENMENTS, KNOWN_FEATURES};
 pub use lifecycle::{LifecycleAction, LifecycleEvent};
-pub use os::{BootDev, Loader, Os};
+pub use os::{AcpiTable, Bios, BootDev, BootMenu, Loader, Nvram, NvramSource, Os};
+pub use pm::Pm;
 pub use qemu::{QEMU_NS, QemuCommandline};
 pub use read::MAX_DEPTH;
 pub use resources::{MaxMemory, Vcpu};

@@ -51,7 +51,15 @@ const UNITS_HINT: &str = "b, KiB, MiB, GiB, TiB, PiB, EiB, KB, MB, GB, TB, PB, E
 
 /// Reads the amount of a scaled element (`unit` attribute + integer text) in KiB.
 fn scaled_kib(s: &mut Scope<'_>) -> Result<u64, XmlError> {
-    let unit = s.attr("unit");
+    scaled_kib_in(s, None)
+}
+
+/// Like [`scaled_kib`], with `default_unit` when the element has no `unit` (KiB if `None`).
+pub(crate) fn scaled_kib_in(
+    s: &mut Scope<'_>,
+    default_unit: Option<&str>,
+) -> Result<u64, XmlError> {
+    let unit = s.attr("unit").or(default_unit);
     let text = s.text();
     let value = text.trim();
     to_kib(value, unit).map_err(|e| match e {

@@ -243,3 +243,117 @@ fn any_qemu_namespace_element_is_passthrough() {
     );
     assert!(!parse_domain(&base("", "")).unwrap().has_qemu_passthrough());
 }
+
+/// The settings libvirt writes for firmware, power management, CPU and platform devices,
+/// controllers and virtio tuning are modelled: nothing is left unknown, and they survive a
+/// round trip.
+#[test]
+fn platform_and_tuning_settings_are_modelled() {
+    let xml = "<domain type='kvm'><name>vm</name>\
+        <uuid>c7a5fdbd-edaf-9455-926a-d65c16db1809</uuid>\
+        <genid>E9392370-2917-565E-692B-D057F46512D6</genid><memory>1024</memory>\
+        <os><type>hvm</type><loader type='pflash' stateless='no'>/c.fd</loader>\
+        <nvram template='/t.fd'>/v.fd</nvram><acpi><table type='slic'>/s.dat</table></acpi>\
+        <bootmenu enable='yes' timeout='500'/><bios useserial='yes' rebootTimeout='-1'/></os>\
+        <features><apic eoi='on'/><ioapic driver='qemu'/>\
+        <smm state='on'><tseg unit='MiB'>48</tseg></smm></features>\
+        <cpu mode='maximum'><cache level='3' mode='emulate'/>\
+        <maxphysaddr mode='emulate' bits='42'/></cpu>\
+        <clock offset='utc'><timer name='tsc' frequency='1000000'/>\
+        <timer name='rtc' track='guest'/></clock>\
+        <pm><suspend-to-mem enabled='no'/><suspend-to-disk enabled='yes'/></pm>\
+        <devices>\
+        <disk type='file'><driver name='qemu' type='raw' error_policy='stop' \
+        rerror_policy='report' ioeventfd='on' event_idx='off' copy_on_read='on' \
+        detect_zeroes='unmap' queues='2' queue_size='256' iommu='on'/>\
+        <source file='/a.img'/><target dev='sda' bus='scsi' tray='closed'/>\
+        <wwn>5000c50015ea71ad</wwn><vendor>V</vendor><product>P</product></disk>\
+        <controller type='pci' index='1' model='pcie-root-port'><model name='ioh3420'/>\
+        <target chassis='1' port='0x10' hotplug='off'/></controller>\
+        <controller type='pci' index='2' model='pcie-expander-bus'>\
+        <target busNr='254'><node>0</node></target></controller>\
+        <controller type='pci' index='0' model='pcie-root'><pcihole64 unit='KiB'>1048576</pcihole64></controller>\
+        <controller type='usb' index='0' model='ich9-uhci1'><master startport='0'/>\
+        <address type='pci' slot='4'/></controller>\
+        <controller type='virtio-serial' ports='4' vectors='2'><driver ats='on'/></controller>\
+        <controller type='scsi' model='virtio-scsi'><driver queues='2' cmd_per_lun='8' \
+        max_sectors='16' ioeventfd='off' iothread='1'/></controller>\
+        <interface type='user'><model type='virtio'/><driver name='vhost' txmode='timer' \
+        queues='1' rx_queue_size='256' tx_queue_size='256' rss='on' rss_hash_report='on'/>\
+        <rom bar='on' file='/r.rom'/><address type='pci' slot='5'/></interface>\
+        <serial type='tcp'><source host='h' service='1'/><protocol type='telnet'/></serial>\
+        <parallel type='null'/>\
+        <input type='mouse' bus='virtio'><driver packed='on'/></input>\
+        <graphics type='vnc'><audio id='1'/></graphics><audio id='1' type='none' timerPeriod='5'/>\
+        <video><driver name='qemu' ats='on'/><model type='qxl' vram64='1024'/></video>\
+        <memballoon model='virtio' freePageReporting='on'><stats period='5'/>\
+        <driver page_per_vq='on'/></memballoon>\
+        <rng model='virtio'><rate bytes='10' period='100'/><backend model='builtin'/>\
+        <driver iommu='off'/></rng><panic model='isa'/></devices></domain>";
+    let (def, text) = round_trip(xml);
+    assert_eq!(def.unknown_elements(), Vec::<String>::new(), "{text}");
+    assert_eq!(
+        def.genid.as_deref(),
+        Some("e9392370-2917-565e-692b-d057f46512d6")
+    );
+    assert_eq!(def.os.bootmenu.as_ref().unwrap().timeout, Some(500));
+    assert_eq!(def.os.bios.as_ref().unwrap().reboot_timeout, Some(-1));
+    assert_eq!(
+        def.pm.as_ref().unwrap().suspend_to_mem.as_deref(),
+        Some("no")
+    );
+    let smm = def
+        .features
+        .as_ref()
+        .unwrap()
+        .items
+        .iter()
+        .find(|f| f.name == "smm");
+    assert_eq!(smm.unwrap().tseg_kib, Some(48 * 1024));
+    let d = &def.devices;
+    assert_eq!(d.controllers[1].target.as_ref().unwrap().node, Some(0));
+    assert_eq!(d.controllers[3].master_startport, Some(0));
+    assert_eq!(d.memballoon.as_ref().unwrap().stats_period, Some(5));
+    assert_eq!(d.disks[0].wwn.as_deref(), Some("5000c50015ea71ad"));
+    // libvirt's order inside a device: <master> and <rom> before <address>.
+    assert!(
+        text.contains("<master startport='0'/>\n      <address"),
+        "{text}"
+    );
+    assert!(
+        text.contains("<rom bar='on' file='/r.rom'/>\n      <address"),
+        "{text}"
+    );
+    assert!(
+        text.contains("<target chassis='1' port='0x10' hotplug='off'/>"),
+        "{text}"
+    );
+}
+
+/// Values libvirt refuses when it reads them are refused at define too.
+#[test]
+fn libvirt_parse_errors_are_define_errors() {
+    for (body, needle) in [
+        (
+            "<os><type>hvm</type><bootmenu enable='yes' timeout='65536'/></os>",
+            "milliseconds from 0 to 65535",
+        ),
+        (
+            "<os><type>hvm</type></os><devices><interface type='user'>\
+             <driver queues='-5'/></interface></devices>",
+            "'queues'",
+        ),
+        (
+            "<os><type>hvm</type></os><devices><audio id='0' type='none'/></devices>",
+            "'id'",
+        ),
+        (
+            "<genid>not-a-guid</genid><os><type>hvm</type></os>",
+            "<genid>",
+        ),
+    ] {
+        let xml = format!("<domain type='kvm'><name>vm</name><memory>1024</memory>{body}</domain>");
+        let err = parse_domain(&xml).unwrap_err().to_string();
+        assert!(err.contains(needle), "{body}: {err}");
+    }
+}

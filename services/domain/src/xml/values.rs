@@ -24,6 +24,20 @@ pub fn uint<T: FromStr>(value: &str) -> Result<T, String> {
     v.parse().map_err(|_| "a non-negative integer".to_string())
 }
 
+/// An unsigned integer in decimal or, with `0x`, hexadecimal (libvirt reads PCI ports and
+/// addresses this way).
+pub fn uint_hex(value: &str) -> Result<u32, String> {
+    const EXPECTED: &str = "a non-negative integer (decimal, or hexadecimal with 0x)";
+    let v = value.trim();
+    match v.strip_prefix("0x").or_else(|| v.strip_prefix("0X")) {
+        Some(hex) if !hex.starts_with(['+', '-']) => {
+            u32::from_str_radix(hex, 16).map_err(|_| EXPECTED.to_string())
+        }
+        None if !v.starts_with('+') => v.parse().map_err(|_| EXPECTED.to_string()),
+        _ => Err(EXPECTED.into()),
+    }
+}
+
 /// An integer of at least 1.
 pub fn positive(value: &str) -> Result<u32, String> {
     let v = value.trim();
@@ -114,6 +128,10 @@ mod tests {
         assert!(positive("+1").is_err());
         assert!(positive("-1").is_err());
         assert!(uint::<u32>("x").is_err());
+        assert_eq!(uint_hex("0x1f"), Ok(31));
+        assert_eq!(uint_hex("12"), Ok(12));
+        assert!(uint_hex("0x-1").is_err());
+        assert!(uint_hex("+3").is_err());
         assert_eq!(port_or_auto("-1"), Ok(-1));
         assert!(port_or_auto("70000").is_err());
     }

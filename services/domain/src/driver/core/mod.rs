@@ -191,6 +191,23 @@ impl Core {
         }
     }
 
+    /// A guest shutdown request (ACPI): the guest must be running to act on it, as libvirt's
+    /// qemu driver requires (qemuDomainShutdownFlagsMonitor refuses any other state).
+    pub fn require_running(old: &Snapshot) -> Result<()> {
+        match old.state {
+            State::Running => Ok(()),
+            State::Shutoff => Err(DomainError::not_running(&old.def.name)),
+            other => {
+                let state = format!("{other:?}").to_lowercase();
+                Err(DomainError::OperationInvalid(format!(
+                    "domain '{}' is not running (it is {state}): its guest cannot act on a \
+                     shutdown request; resume it first, or use destroy",
+                    old.def.name
+                )))
+            }
+        }
+    }
+
     /// Resume: the domain must be paused.
     pub fn require_paused(old: &Snapshot) -> Result<()> {
         if old.state != State::Paused {

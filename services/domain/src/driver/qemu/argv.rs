@@ -13,14 +13,23 @@
 //! character devices, and the remaining devices.
 
 mod addr;
+mod audio;
 mod boot;
 mod chardevs;
 mod cmd;
 mod controllers;
+mod cpu;
+mod disk_tuning;
 mod disks;
+mod firmware;
+mod hotplug;
 mod machine;
 mod misc;
+mod nic_driver;
 mod nics;
+mod pci_controllers;
+mod platform;
+mod virtio;
 mod virtio_serial;
 
 use std::path::PathBuf;
@@ -28,6 +37,9 @@ use std::path::PathBuf;
 use crate::xml::DomainDef;
 
 use cmd::Cmd;
+pub use hotplug::{
+    DiskHotplug, PciSlot, SlotError, check_controller, disk_device_id, disk_hotplug, free_pci_slot,
+};
 
 /// What the command line depends on besides the definition.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,6 +97,7 @@ pub fn build(def: &DomainDef, ctx: &ArgvContext) -> Result<QemuCommand, ArgvErro
     let qmp_socket = ctx.run_dir.join("qmp.sock");
     machine::head(def, ctx, &mut cmd)?;
     cmd.flag("-uuid", &def.uuid);
+    platform::genid(def, &mut cmd);
     if def.devices.graphics.is_empty() {
         cmd.flag("-display", "none");
     }
@@ -109,6 +122,7 @@ pub fn build(def: &DomainDef, ctx: &ArgvContext) -> Result<QemuCommand, ArgvErro
     misc::watchdogs(def, &mut cmd)?;
     misc::balloon(def, &mut cmd)?;
     misc::rngs(def, &mut cmd)?;
+    platform::panics(def, &mut cmd)?;
     let mut env = Vec::new();
     if let Some(q) = &def.qemu_commandline {
         for a in &q.args {

@@ -54,6 +54,8 @@ pub struct QemuDriver {
     pub(super) config: QemuConfig,
     /// Running VMs by domain UUID.
     vms: Mutex<HashMap<String, Arc<Vm>>>,
+    /// The taps of `bridge` and `ethernet` interfaces (`net/`).
+    pub(super) net: super::net::HostNet,
     qemu_version: String,
     /// For the watcher tasks, which must not keep the driver alive.
     pub(super) me: Weak<QemuDriver>,
@@ -98,6 +100,7 @@ impl QemuDriver {
             core,
             config: qemu_config,
             vms: Mutex::new(HashMap::new()),
+            net: super::net::HostNet::default(),
             qemu_version,
             me: me.clone(),
         });
@@ -121,9 +124,9 @@ impl QemuDriver {
         self.vms().insert(vm.uuid.clone(), vm);
     }
 
-    /// Forgets a VM that is gone and releases what it held on the host: its run dir and its
-    /// cgroup. Callers have stopped QEMU; its last threads may still be exiting, and the cgroup
-    /// can only be removed once they are gone, so this waits for that (bounded).
+    /// Forgets a VM that is gone and releases what it held on the host: its taps, its run dir
+    /// and its cgroup. Callers have stopped QEMU; its last threads may still be exiting, and
+    /// the cgroup can only be removed once they are gone, so this waits for that (bounded).
     pub(super) async fn forget_vm(&self, vm: &Arc<Vm>) {
         {
             let mut vms = self.vms();
@@ -134,6 +137,7 @@ impl QemuDriver {
         if let Err(error) = vm.process.wait_gone(FORGET_WAIT).await {
             tracing::warn!(domain = %vm.name, %error, "QEMU has not fully exited; its cgroup may stay behind");
         }
+        self.net.release(&vm.uuid, vm.id, &vm.name).await;
         let dir = vm.dir.clone();
         let cgroups = self.config.cgroups.clone();
         let key = self.cgroup_key(vm.id, &vm.name);
@@ -324,7 +328,7 @@ impl DomainDriver for QemuDriver {
             "shut down",
             |old| {
                 id = old.id;
-                Core::require_active(old)
+                Core::require_running(old)
             },
             qapi::qmp::system_powerdown {},
             |_| None,
@@ -421,6 +425,24 @@ impl DomainDriver for QemuDriver {
 
     async fn set_autostart(&self, domain: &DomainRef, autostart: bool) -> Result<()> {
         self.core.set_autostart(domain, autostart).await
+    }
+
+    async fn attach_device(
+        &self,
+        domain: &DomainRef,
+        device: crate::xml::DeviceDef,
+        impact: crate::model::Impact,
+    ) -> Result<()> {
+        self.attach_device_job(domain, device, impact).await
+    }
+
+    async fn detach_device(
+        &self,
+        domain: &DomainRef,
+        device: crate::xml::DeviceDef,
+        impact: crate::model::Impact,
+    ) -> Result<()> {
+        self.detach_device_job(domain, device, impact).await
     }
 
     fn events(&self) -> &Arc<EventHub<Event>> {

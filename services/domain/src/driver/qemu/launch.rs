@@ -137,6 +137,32 @@ impl QemuDriver {
                 vm::MAX_SOCKET_PATH
             )));
         }
+        // Taps first: the command line names them, and a generated name exists only once the
+        // tap does. The live definition records the names, so a restart knows the VM's taps.
+        let live = self
+            .net
+            .plug(live, id)
+            .await
+            .map_err(|e| e.for_domain(&name, "start"))?;
+        let launched = self
+            .launch_plugged(old, live.clone(), id, dir, paused)
+            .await;
+        if launched.is_err() {
+            self.net.release(&live.uuid, id, &name).await;
+        }
+        launched
+    }
+
+    /// [`Self::launch`] once the VM's taps exist.
+    async fn launch_plugged(
+        &self,
+        old: &Snapshot,
+        live: Arc<DomainDef>,
+        id: i32,
+        dir: std::path::PathBuf,
+        paused: bool,
+    ) -> Result<Launched> {
+        let name = live.name.clone();
         let ctx = ArgvContext {
             emulator: self.config.emulator.clone(),
             run_dir: dir.clone(),

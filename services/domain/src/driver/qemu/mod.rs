@@ -1,8 +1,10 @@
 //! The qemu driver: real virtual machines over QMP.
 //! - [`driver`]: the [`DomainDriver`](crate::driver::DomainDriver) implementation;
 //!   `launch` (start paused, set up, `cont`), `watch` (QMP events and exits → state),
-//!   `reattach` (after a service restart), `live` (vCPU hotplug, balloon), `vm` (one running
-//!   QEMU), `host` (emulator, KVM, node info);
+//!   `reattach` (after a service restart), `live` (vCPU hotplug, balloon), `hotplug` (disk
+//!   attach/detach), `vm` (one running QEMU), `host` (emulator, KVM, node info);
+//! - [`net`]: the taps of `bridge` and `ethernet` interfaces (made before QEMU starts,
+//!   deleted when it is gone);
 //! - [`argv`]: the pure translation from a domain definition to a QEMU command line;
 //! - [`monitor`]: the QMP client (request ids, a timeout on every command);
 //! - [`process`]: starting QEMU so it outlives the service, and finding it again after a
@@ -12,9 +14,11 @@ pub mod argv;
 pub mod driver;
 mod errors;
 pub mod host;
+mod hotplug;
 mod launch;
 mod live;
 pub mod monitor;
+pub mod net;
 pub mod passthrough;
 pub mod process;
 mod reattach;

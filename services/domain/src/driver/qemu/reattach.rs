@@ -6,8 +6,8 @@
 //! state compared with the recorded one — a guest that paused, resumed, powered off (QEMU
 //! runs with `-no-shutdown`, so it waits for us in state `shutdown`) or panicked meanwhile is
 //! handled now, with the events a watcher would have sent. A QEMU that is gone ended without
-//! us: the domain is shut off as crashed. Reattaching runs for all domains at once, so a
-//! hundred VMs take about as long as one.
+//! us: the domain is shut off as crashed, and the taps its live definition names are deleted.
+//! Reattaching runs for all domains at once, so a hundred VMs take about as long as one.
 
 use std::sync::Arc;
 
@@ -67,6 +67,8 @@ impl QemuDriver {
             monitor,
             process,
         ));
+        // Its taps are its own again (deleted when it ends), and new names go past theirs.
+        self.net.adopt(&snapshot.def, snapshot.id).await;
         self.insert_vm(vm.clone());
         tracing::info!(domain = %name, pid = vm.pid(), status = ?status.status, "reattached to QEMU");
         for change in catch_up(snapshot.state, &status.status) {
@@ -78,8 +80,9 @@ impl QemuDriver {
         Ok(())
     }
 
-    /// The domain's QEMU is gone: shut off as crashed, and its run dir removed.
+    /// The domain's QEMU is gone: shut off as crashed, its taps and run dir removed.
     async fn gone_while_away(&self, snapshot: &Snapshot, dir: &std::path::Path) -> Result<()> {
+        self.net.remove_leftovers(&snapshot.def).await;
         let locked = self
             .core
             .begin(&DomainRef::Uuid(snapshot.def.uuid.clone()))
@@ -99,10 +102,19 @@ impl QemuDriver {
     }
 
     /// Removes run dirs of VMs that are not running (left by a crash of the service between
-    /// creating a dir and recording the domain, or after a host reboot).
+    /// creating a dir and recording the domain, or after a host reboot). The dir of a domain
+    /// still recorded as active stays even when reattaching failed (a QEMU too busy to answer
+    /// in time): its process record is the only way to find that QEMU again.
     pub(super) fn remove_stale_dirs(&self) {
-        let live: Vec<std::path::PathBuf> =
-            self.running_vms().iter().map(|v| v.dir.clone()).collect();
+        let live: Vec<std::path::PathBuf> = self
+            .core
+            .domains
+            .snapshots()
+            .iter()
+            .filter(|s| s.is_active())
+            .map(|s| vm::vm_dir(&self.config.run_root, s.id, &s.def.name))
+            .chain(self.running_vms().iter().map(|v| v.dir.clone()))
+            .collect();
         let Ok(entries) = std::fs::read_dir(&self.config.run_root) else {
             return;
         };

@@ -16,13 +16,15 @@ use super::driver::QemuDriver;
 use super::errors;
 use super::monitor::{Monitor, MonitorError};
 use crate::domains::Snapshot;
+use crate::driver::core::{Core, Outcome};
 use crate::error::{DomainError, Result};
-use crate::model::{DomainRef, Impact};
+use crate::model::{DomainRef, EventBody, Impact};
 use crate::stats::{
     self as model, BlockStats, CpuStats, DomainStats, InterfaceStats, MemoryStats, StatsGroups,
     StatsQuery, VcpuEntry, VcpuState,
 };
 use crate::xml::DomainDef;
+use crate::xml::Memballoon;
 
 /// Each QMP query of a statistics call: stats are reads and must not hang a client behind a
 /// QEMU that stopped answering.
@@ -681,26 +683,46 @@ impl QemuDriver {
             .map_err(|e| errors::monitor(&snapshot.def.name, "read memory statistics of", e))
     }
 
-    /// Live only: the XML model does not carry `<memballoon><stats period>` yet, so the
-    /// period cannot be stored in the config (and a definition with it would not start).
+    /// virDomainSetMemoryStatsPeriod: live (QMP `qom-set` on the balloon), in the config
+    /// (`<memballoon><stats period>`, used at the next start), or both; the live definition
+    /// records the new period too, so dumpxml and a service restart agree with QEMU.
     pub(super) async fn set_stats_period_of(
         &self,
         domain: &DomainRef,
         seconds: u32,
         impact: Impact,
     ) -> Result<()> {
-        let snapshot = self.core.snapshot(domain)?;
-        let live = impact.live || (!impact.config && snapshot.is_active());
-        if impact.config || !live {
-            return Err(DomainError::Unsupported {
-                driver: super::DRIVER,
-                what: "storing the memory statistics period in the config \
-                       (<memballoon><stats period>); change it live with --live"
-                    .into(),
-            });
+        let locked = self.core.begin(domain).await?;
+        let old = &locked.old;
+        let targets = crate::impact::resolve(impact, old.is_active(), old.persistent)?;
+        let next = Core::edit(old, targets, |live, config| {
+            for def in [live, config].into_iter().flatten() {
+                if !crate::stats::has_balloon(def) {
+                    return Err(DomainError::OperationInvalid(format!(
+                        "domain '{}' has no memory balloon device",
+                        def.name
+                    )));
+                }
+                // No <memballoon> means the x86 default, a virtio balloon: made explicit.
+                let balloon = def.devices.memballoon.get_or_insert_with(|| Memballoon {
+                    model: "virtio".into(),
+                    ..Default::default()
+                });
+                balloon.stats_period = Some(seconds);
+            }
+            Ok(())
+        })?;
+        if targets.live && old.is_active() {
+            let vm = self.vm_of(old)?;
+            set_stats_period(&vm.monitor, &old.def, seconds).await?;
         }
-        let (snapshot, vm) = self.running_vm(domain)?;
-        set_stats_period(&vm.monitor, &snapshot.def, seconds).await
+        self.core
+            .commit(
+                &locked.object,
+                &locked.old,
+                Outcome::Update(next, vec![EventBody::ConfigChanged("memory-stats-period")]),
+            )
+            .await
     }
 }
 

@@ -4,8 +4,9 @@
 //! Every change is made under the domain's job lock, and only if the VM is still the
 //! domain's current run: a job (destroy, say) that already handled the VM's end has removed
 //! it, and the watcher then has nothing to do. Our own jobs (suspend, resume) set the state
-//! they caused before the watcher sees the matching event, so events that merely confirm a
-//! state are ignored.
+//! they caused themselves, so events that merely confirm a state are ignored; and since the
+//! watcher may see such an event only after a later job changed the state again, a `STOP`
+//! or `RESUME` counts only if QEMU's present run state agrees.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -67,11 +68,16 @@ impl GuestChange {
 }
 
 impl QemuDriver {
-    /// Starts the watcher task of a VM.
+    /// Starts the watcher task of a VM. It holds neither the driver nor the VM: once the
+    /// driver forgets the VM, or is dropped itself, the VM's monitor connection closes, the
+    /// event stream ends and so does the task. (QEMU serves one QMP client at a time: a
+    /// connection kept open here would keep a new driver instance from reattaching.)
     pub(super) fn watch(&self, vm: Arc<Vm>, mut events: MonitorEvents) {
         let driver = self.me.clone();
+        let vm = Arc::downgrade(&vm);
         tokio::spawn(async move {
             while let Some(event) = events.next().await {
+                let Some(vm) = vm.upgrade() else { return };
                 let change = match &event {
                     MonitorEvent::Qmp(qmp) => {
                         vm.publish_raw(qmp);
@@ -114,6 +120,19 @@ impl QemuDriver {
         let locked = self.core.begin(&DomainRef::Uuid(vm.uuid.clone())).await?;
         if !self.is_current(vm) || locked.old.id != vm.id || !locked.old.is_active() {
             return Ok(());
+        }
+        // A `STOP` or `RESUME` may be stale: our own `cont` at start and a suspend or resume
+        // right after it queue theirs before the watcher gets to them, and the job already
+        // set the state. QEMU's present run state, asked under the job lock, is the truth.
+        if matches!(change, GuestChange::Stopped | GuestChange::Resumed) {
+            let status = vm
+                .monitor
+                .execute(qapi::qmp::query_status {})
+                .await
+                .map_err(|e| super::errors::monitor(&vm.name, "query", e))?;
+            if status.running != (change == GuestChange::Resumed) {
+                return Ok(());
+            }
         }
         let old = &locked.old;
         let outcome = match change {

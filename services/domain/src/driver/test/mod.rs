@@ -20,6 +20,7 @@ use crate::model::{
 };
 use crate::xml::{DomainDef, LifecycleAction, parse_domain};
 
+mod devices;
 mod stats;
 
 const DRIVER: &str = "test";
@@ -322,6 +323,24 @@ impl DomainDriver for TestDriver {
 
     async fn set_autostart(&self, domain: &DomainRef, autostart: bool) -> Result<()> {
         self.core.set_autostart(domain, autostart).await
+    }
+
+    async fn attach_device(
+        &self,
+        domain: &DomainRef,
+        device: crate::xml::DeviceDef,
+        impact: crate::model::Impact,
+    ) -> Result<()> {
+        self.attach_device_job(domain, device, impact).await
+    }
+
+    async fn detach_device(
+        &self,
+        domain: &DomainRef,
+        device: crate::xml::DeviceDef,
+        impact: crate::model::Impact,
+    ) -> Result<()> {
+        self.detach_device_job(domain, device, impact).await
     }
 
     fn events(&self) -> &Arc<EventHub<Event>> {

@@ -5,7 +5,7 @@ use crate::xml::error::XmlError;
 use crate::xml::extra::{Extra, FmtCtx};
 use crate::xml::scope::Scope;
 use crate::xml::tree::Element;
-use crate::xml::values::uint;
+use crate::xml::values::{ON_OFF, uint};
 
 const CHR_TYPES: &[&str] = &[
     "null",
@@ -34,6 +34,9 @@ pub struct CharDevice {
     pub tty: Option<String>,
     /// `<source>` elements (udp has two: bind and connect).
     pub sources: Vec<CharSource>,
+    /// `<protocol type=…/>` of a TCP backend: raw (the default), telnet, telnets, tls.
+    pub protocol: Option<String>,
+    pub log: Option<CharLog>,
     pub target: Option<CharTarget>,
     pub info: DeviceInfo,
     pub extra: Extra,
@@ -46,6 +49,16 @@ pub struct CharSource {
     pub path: Option<String>,
     pub host: Option<String>,
     pub service: Option<String>,
+    /// `append='on'`: a file backend appends instead of truncating.
+    pub append: Option<String>,
+    pub extra: Extra,
+}
+
+/// `<log file=… append=…/>`: where QEMU copies what the guest writes.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CharLog {
+    pub file: String,
+    pub append: Option<String>,
     pub extra: Extra,
 }
 
@@ -72,9 +85,28 @@ impl CharDevice {
                 path: src.attr_string("path"),
                 host: src.attr_string("host"),
                 service: src.attr_string("service"),
+                append: src.attr_enum("append", ON_OFF)?,
                 extra: src.finish(),
             });
         }
+        let protocol = match s.child("protocol")? {
+            None => None,
+            Some(mut p) => {
+                let kind = p
+                    .attr_enum("type", &["raw", "telnet", "telnets", "tls"])?
+                    .ok_or_else(|| XmlError::missing(p.attr_loc("type")))?;
+                s.keep("protocol", p.finish());
+                Some(kind)
+            }
+        };
+        let log = match s.child("log")? {
+            None => None,
+            Some(mut l) => Some(CharLog {
+                file: l.req_attr("file")?.to_string(),
+                append: l.attr_enum("append", ON_OFF)?,
+                extra: l.finish(),
+            }),
+        };
         let target = match s.child("target")? {
             None => None,
             Some(mut t) => Some(CharTarget {
@@ -89,6 +121,8 @@ impl CharDevice {
             dev_type,
             tty,
             sources,
+            protocol,
+            log,
             target,
             info,
             extra: s.finish(),
@@ -105,8 +139,22 @@ impl CharDevice {
             se.set_opt("path", src.path.as_deref());
             se.set_opt("host", src.host.as_deref());
             se.set_opt("service", src.service.as_deref());
+            se.set_opt("append", src.append.as_deref());
             src.extra.apply(&mut se, ctx);
             el.push(se);
+        }
+        if let Some(p) = &self.protocol {
+            let mut pe = Element::new("protocol");
+            pe.set("type", p.as_str());
+            self.extra.apply_sub("protocol", &mut pe, ctx);
+            el.push(pe);
+        }
+        if let Some(l) = &self.log {
+            let mut le = Element::new("log");
+            le.set("file", l.file.as_str());
+            le.set_opt("append", l.append.as_deref());
+            l.extra.apply(&mut le, ctx);
+            el.push(le);
         }
         if let Some(t) = &self.target {
             let mut te = Element::new("target");

@@ -3,8 +3,8 @@
 use crate::xml::error::XmlError;
 use crate::xml::extra::{Extra, FmtCtx};
 use crate::xml::scope::Scope;
-use crate::xml::tree::Element;
-use crate::xml::values::positive;
+use crate::xml::tree::{Element, Node};
+use crate::xml::values::{ON_OFF, positive};
 
 /// `<alias name=…>` and `<address type=…>` of a device.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -130,4 +130,81 @@ pub(crate) fn push_leaf(
     }
     extra.apply_sub(name, &mut leaf, ctx);
     el.push(leaf);
+}
+
+/// The virtio transport options any virtio device's `<driver>` may carry
+/// (`virDomainVirtioOptions`): `iommu`, `ats`, `packed`, `page_per_vq`, each `on` or `off`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct VirtioOptions {
+    pub iommu: Option<String>,
+    pub ats: Option<String>,
+    pub packed: Option<String>,
+    pub page_per_vq: Option<String>,
+}
+
+impl VirtioOptions {
+    /// Reads the options from a `<driver>` scope.
+    pub(crate) fn parse(s: &mut Scope<'_>) -> Result<Self, XmlError> {
+        Ok(VirtioOptions {
+            iommu: s.attr_enum("iommu", ON_OFF)?,
+            ats: s.attr_enum("ats", ON_OFF)?,
+            packed: s.attr_enum("packed", ON_OFF)?,
+            page_per_vq: s.attr_enum("page_per_vq", ON_OFF)?,
+        })
+    }
+
+    /// Writes the options as attributes, in libvirt's order.
+    pub(crate) fn set_on(&self, el: &mut Element) {
+        el.set_opt("iommu", self.iommu.as_deref());
+        el.set_opt("ats", self.ats.as_deref());
+        el.set_opt("packed", self.packed.as_deref());
+        el.set_opt("page_per_vq", self.page_per_vq.as_deref());
+    }
+
+    /// The options with their libvirt attribute names, for a driver to translate.
+    pub fn items(&self) -> [(&'static str, Option<&str>); 4] {
+        [
+            ("iommu", self.iommu.as_deref()),
+            ("ats", self.ats.as_deref()),
+            ("packed", self.packed.as_deref()),
+            ("page_per_vq", self.page_per_vq.as_deref()),
+        ]
+    }
+}
+
+/// Reads a device's `<driver>` that carries only virtio options (input, balloon, RNG);
+/// its unknown content is kept under `driver`. `Some` when the element is present.
+pub(crate) fn parse_virtio_driver(s: &mut Scope<'_>) -> Result<Option<VirtioOptions>, XmlError> {
+    let Some(mut d) = s.child("driver")? else {
+        return Ok(None);
+    };
+    let options = VirtioOptions::parse(&mut d)?;
+    s.keep("driver", d.finish());
+    Ok(Some(options))
+}
+
+/// Appends the `<driver>` read by [`parse_virtio_driver`].
+pub(crate) fn push_virtio_driver(
+    el: &mut Element,
+    driver: Option<&VirtioOptions>,
+    extra: &Extra,
+    ctx: &mut FmtCtx,
+) {
+    if let Some(options) = driver {
+        let mut d = Element::new("driver");
+        options.set_on(&mut d);
+        extra.apply_sub("driver", &mut d, ctx);
+        el.push(d);
+    }
+}
+
+/// Inserts `child` before the device's `<address>` (or last), where libvirt writes the
+/// device-info children that follow `<alias>` (`<master>`, `<rom>`).
+pub(crate) fn insert_before_address(el: &mut Element, child: Element) {
+    let at = el
+        .children
+        .iter()
+        .position(|n| matches!(n, Node::Element(e) if e.name == "address"))
+        .unwrap_or(el.children.len());
+    el.children.insert(at, Node::Element(child));
 }

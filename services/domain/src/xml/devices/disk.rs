@@ -2,11 +2,12 @@
 
 use std::fmt;
 
-use super::common::{DeviceInfo, parse_boot_order, push_boot_order};
+use super::common::{DeviceInfo, VirtioOptions, parse_boot_order, push_boot_order};
 use crate::xml::error::XmlError;
 use crate::xml::extra::{Extra, FmtCtx};
 use crate::xml::scope::Scope;
 use crate::xml::tree::Element;
+use crate::xml::values::{ON_OFF, positive};
 
 const DISK_TYPES: &[&str] = &[
     "file",
@@ -64,12 +65,23 @@ pub struct Disk {
     /// `type`: file, block, dir, network, volume, nvme, vhostuser (libvirt's default: file).
     pub disk_type: String,
     pub device: DiskDevice,
+    /// `snapshot`: how snapshots treat the disk by default (no, internal, external, manual).
+    pub snapshot: Option<String>,
     pub driver: Option<DiskDriver>,
     pub source: Option<DiskSource>,
     pub target: DiskTarget,
     pub readonly: bool,
     pub shareable: bool,
     pub serial: Option<String>,
+    /// `<wwn>`: the World Wide Name an IDE or SCSI disk reports (16 hex digits).
+    pub wwn: Option<String>,
+    /// `<blockio logical_block_size=… physical_block_size=…/>`, bytes.
+    pub blockio: Option<DiskBlockio>,
+    /// `<geometry cyls=… heads=… secs=… trans=…/>`: the geometry an IDE disk reports.
+    pub geometry: Option<DiskGeometry>,
+    /// `<vendor>` and `<product>`: a SCSI disk's inquiry strings.
+    pub vendor: Option<String>,
+    pub product: Option<String>,
     pub boot_order: Option<u32>,
     pub info: DeviceInfo,
     pub extra: Extra,
@@ -84,6 +96,19 @@ pub struct DiskDriver {
     pub cache: Option<String>,
     pub io: Option<String>,
     pub discard: Option<String>,
+    /// What a write error does: stop, report, ignore, enospace.
+    pub error_policy: Option<String>,
+    /// What a read error does: stop, report, ignore.
+    pub rerror_policy: Option<String>,
+    pub ioeventfd: Option<String>,
+    pub event_idx: Option<String>,
+    pub copy_on_read: Option<String>,
+    pub iothread: Option<u32>,
+    /// off, on, unmap.
+    pub detect_zeroes: Option<String>,
+    pub queues: Option<u32>,
+    pub queue_size: Option<u32>,
+    pub virtio: VirtioOptions,
     pub extra: Extra,
 }
 
@@ -111,11 +136,36 @@ pub struct DiskHost {
     pub extra: Extra,
 }
 
+/// `<blockio>` of a disk.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DiskBlockio {
+    pub logical_block_size: Option<u32>,
+    pub physical_block_size: Option<u32>,
+    pub extra: Extra,
+}
+
+/// `<geometry>` of a disk.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DiskGeometry {
+    pub cyls: u32,
+    pub heads: u32,
+    pub secs: u32,
+    /// none, lba, auto.
+    pub trans: Option<String>,
+    pub extra: Extra,
+}
+
 /// `<target dev='vda' bus='virtio'/>`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct DiskTarget {
     pub dev: String,
     pub bus: Option<String>,
+    /// open or closed: a removable medium's tray as last seen.
+    pub tray: Option<String>,
+    /// on or off: whether a USB disk says its medium is removable.
+    pub removable: Option<String>,
+    /// The rotation rate a disk reports (1: a solid-state disk).
+    pub rotation_rate: Option<u32>,
     pub extra: Extra,
 }
 
@@ -127,6 +177,7 @@ impl Disk {
         let device = s
             .attr_parse("device", DiskDevice::parse)?
             .unwrap_or_default();
+        let snapshot = s.attr_enum("snapshot", &["no", "internal", "external", "manual"])?;
         let driver = match s.child("driver")? {
             None => None,
             Some(mut d) => Some(DiskDriver {
@@ -145,6 +196,17 @@ impl Disk {
                 )?,
                 io: d.attr_enum("io", &["threads", "native", "io_uring"])?,
                 discard: d.attr_enum("discard", &["unmap", "ignore"])?,
+                error_policy: d
+                    .attr_enum("error_policy", &["stop", "report", "ignore", "enospace"])?,
+                rerror_policy: d.attr_enum("rerror_policy", &["stop", "report", "ignore"])?,
+                ioeventfd: d.attr_enum("ioeventfd", ON_OFF)?,
+                event_idx: d.attr_enum("event_idx", ON_OFF)?,
+                copy_on_read: d.attr_enum("copy_on_read", ON_OFF)?,
+                iothread: d.attr_parse("iothread", positive)?,
+                detect_zeroes: d.attr_enum("detect_zeroes", &["off", "on", "unmap"])?,
+                queues: d.attr_parse("queues", positive)?,
+                queue_size: d.attr_parse("queue_size", positive)?,
+                virtio: VirtioOptions::parse(&mut d)?,
                 extra: d.finish(),
             }),
         };
@@ -163,22 +225,59 @@ impl Disk {
         let target = DiskTarget {
             dev,
             bus: t.attr_enum("bus", DISK_BUSES)?,
+            tray: t.attr_enum("tray", &["open", "closed"])?,
+            removable: t.attr_enum("removable", ON_OFF)?,
+            rotation_rate: t.attr_parse("rotation_rate", positive)?,
             extra: t.finish(),
         };
         let readonly = flag(&mut s, "readonly")?;
         let shareable = flag(&mut s, "shareable")?;
         let serial = s.leaf("serial")?;
+        let wwn = s.leaf("wwn")?;
+        let blockio = match s.child("blockio")? {
+            None => None,
+            Some(mut b) => Some(DiskBlockio {
+                logical_block_size: b.attr_parse("logical_block_size", positive)?,
+                physical_block_size: b.attr_parse("physical_block_size", positive)?,
+                extra: b.finish(),
+            }),
+        };
+        let geometry = match s.child("geometry")? {
+            None => None,
+            Some(mut g) => {
+                let mut req = |name: &str| -> Result<u32, XmlError> {
+                    g.attr_parse(name, positive)?
+                        .ok_or_else(|| XmlError::missing(g.attr_loc(name)))
+                };
+                let (cyls, heads, secs) = (req("cyls")?, req("heads")?, req("secs")?);
+                Some(DiskGeometry {
+                    cyls,
+                    heads,
+                    secs,
+                    trans: g.attr_enum("trans", &["none", "lba", "auto"])?,
+                    extra: g.finish(),
+                })
+            }
+        };
+        let vendor = s.leaf("vendor")?;
+        let product = s.leaf("product")?;
         let boot_order = parse_boot_order(&mut s)?;
         let info = DeviceInfo::parse(&mut s)?;
         Ok(Disk {
             disk_type,
             device,
+            snapshot,
             driver,
             source,
             target,
             readonly,
             shareable,
             serial,
+            wwn,
+            blockio,
+            geometry,
+            vendor,
+            product,
             boot_order,
             info,
             extra: s.finish(),
@@ -189,22 +288,52 @@ impl Disk {
         let mut el = Element::new("disk");
         el.set("type", self.disk_type.as_str());
         el.set("device", self.device.as_str());
+        el.set_opt("snapshot", self.snapshot.as_deref());
         if let Some(d) = &self.driver {
             let mut de = Element::new("driver");
             de.set_opt("name", d.name.as_deref());
             de.set_opt("type", d.format.as_deref());
             de.set_opt("cache", d.cache.as_deref());
             de.set_opt("io", d.io.as_deref());
+            de.set_opt("error_policy", d.error_policy.as_deref());
+            de.set_opt("rerror_policy", d.rerror_policy.as_deref());
+            de.set_opt("ioeventfd", d.ioeventfd.as_deref());
+            de.set_opt("event_idx", d.event_idx.as_deref());
+            de.set_opt("copy_on_read", d.copy_on_read.as_deref());
             de.set_opt("discard", d.discard.as_deref());
+            de.set_opt("iothread", d.iothread);
+            de.set_opt("detect_zeroes", d.detect_zeroes.as_deref());
+            de.set_opt("queues", d.queues);
+            de.set_opt("queue_size", d.queue_size);
+            d.virtio.set_on(&mut de);
             d.extra.apply(&mut de, ctx);
             el.push(de);
         }
         if let Some(src) = &self.source {
             el.push(src.to_element(ctx));
         }
+        if let Some(g) = &self.geometry {
+            let mut ge = Element::new("geometry");
+            ge.set("cyls", g.cyls.to_string());
+            ge.set("heads", g.heads.to_string());
+            ge.set("secs", g.secs.to_string());
+            ge.set_opt("trans", g.trans.as_deref());
+            g.extra.apply(&mut ge, ctx);
+            el.push(ge);
+        }
+        if let Some(b) = &self.blockio {
+            let mut be = Element::new("blockio");
+            be.set_opt("logical_block_size", b.logical_block_size);
+            be.set_opt("physical_block_size", b.physical_block_size);
+            b.extra.apply(&mut be, ctx);
+            el.push(be);
+        }
         let mut te = Element::new("target");
         te.set("dev", self.target.dev.as_str());
         te.set_opt("bus", self.target.bus.as_deref());
+        te.set_opt("tray", self.target.tray.as_deref());
+        te.set_opt("removable", self.target.removable.as_deref());
+        te.set_opt("rotation_rate", self.target.rotation_rate);
         self.target.extra.apply(&mut te, ctx);
         el.push(te);
         for (name, on) in [("readonly", self.readonly), ("shareable", self.shareable)] {
@@ -214,10 +343,17 @@ impl Disk {
                 el.push(f);
             }
         }
-        if let Some(serial) = &self.serial {
-            let mut se = Element::with_text("serial", serial.as_str());
-            self.extra.apply_sub("serial", &mut se, ctx);
-            el.push(se);
+        for (name, text) in [
+            ("serial", &self.serial),
+            ("wwn", &self.wwn),
+            ("vendor", &self.vendor),
+            ("product", &self.product),
+        ] {
+            if let Some(text) = text {
+                let mut te = Element::with_text(name, text.as_str());
+                self.extra.apply_sub(name, &mut te, ctx);
+                el.push(te);
+            }
         }
         push_boot_order(&mut el, self.boot_order, &self.extra, ctx);
         self.info.push_to(&mut el, &self.extra, ctx);

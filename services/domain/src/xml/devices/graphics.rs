@@ -7,7 +7,7 @@ use crate::xml::error::XmlError;
 use crate::xml::extra::{Extra, FmtCtx};
 use crate::xml::scope::Scope;
 use crate::xml::tree::Element;
-use crate::xml::values::{YES_NO, port_or_auto};
+use crate::xml::values::{YES_NO, port_or_auto, positive};
 
 const GRAPHICS_TYPES: &[&str] = &[
     "sdl",
@@ -35,7 +35,14 @@ pub struct Graphics {
     pub passwd: Option<String>,
     pub passwd_valid_to: Option<String>,
     pub keymap: Option<String>,
+    /// VNC `sharePolicy`: allow-exclusive, force-shared, ignore.
+    pub share_policy: Option<String>,
+    /// VNC `powerControl='yes'`: clients may power the guest off and reset it.
+    pub power_control: Option<String>,
     pub listens: Vec<GraphicsListen>,
+    /// `<audio id=…/>`: the `<audio>` backend a VNC display carries the guest's sound to
+    /// (libvirt's default: the first one).
+    pub audio_id: Option<u32>,
     pub extra: Extra,
 }
 
@@ -63,6 +70,11 @@ impl Graphics {
         let passwd = s.attr_string("passwd");
         let passwd_valid_to = s.attr_string("passwdValidTo");
         let keymap = s.attr_string("keymap");
+        let share_policy = s.attr_enum(
+            "sharePolicy",
+            &["allow-exclusive", "force-shared", "ignore"],
+        )?;
+        let power_control = s.attr_enum("powerControl", YES_NO)?;
         let mut listens = Vec::new();
         for mut l in s.children("listen") {
             let listen_type = l
@@ -76,6 +88,16 @@ impl Graphics {
                 extra: l.finish(),
             });
         }
+        let audio_id = match s.child("audio")? {
+            None => None,
+            Some(mut a) => {
+                let id = a
+                    .attr_parse("id", positive)?
+                    .ok_or_else(|| XmlError::missing(a.attr_loc("id")))?;
+                s.keep("audio", a.finish());
+                Some(id)
+            }
+        };
         Ok(Graphics {
             graphics_type,
             port,
@@ -86,7 +108,10 @@ impl Graphics {
             passwd,
             passwd_valid_to,
             keymap,
+            share_policy,
+            power_control,
             listens,
+            audio_id,
             extra: s.finish(),
         })
     }
@@ -104,6 +129,8 @@ impl Graphics {
         }
         el.set_opt("passwdValidTo", self.passwd_valid_to.as_deref());
         el.set_opt("keymap", self.keymap.as_deref());
+        el.set_opt("sharePolicy", self.share_policy.as_deref());
+        el.set_opt("powerControl", self.power_control.as_deref());
         for l in &self.listens {
             let mut le = Element::new("listen");
             le.set("type", l.listen_type.as_str());
@@ -112,6 +139,12 @@ impl Graphics {
             le.set_opt("socket", l.socket.as_deref());
             l.extra.apply(&mut le, ctx);
             el.push(le);
+        }
+        if let Some(id) = self.audio_id {
+            let mut a = Element::new("audio");
+            a.set("id", id.to_string());
+            self.extra.apply_sub("audio", &mut a, ctx);
+            el.push(a);
         }
         self.extra.apply(&mut el, ctx);
         el

@@ -1,11 +1,13 @@
 //! `<interface>`: network cards.
 
-use super::common::{DeviceInfo, parse_boot_order, push_boot_order, push_leaf};
+use super::common::{
+    DeviceInfo, VirtioOptions, insert_before_address, parse_boot_order, push_boot_order, push_leaf,
+};
 use crate::xml::error::XmlError;
 use crate::xml::extra::{Extra, FmtCtx};
 use crate::xml::scope::Scope;
 use crate::xml::tree::Element;
-use crate::xml::values::mac;
+use crate::xml::values::{ON_OFF, YES_NO, mac, uint};
 
 const NET_TYPES: &[&str] = &[
     "user",
@@ -36,6 +38,8 @@ pub struct Interface {
     pub target_dev: Option<String>,
     /// `<model type=…>`: virtio, e1000, ...
     pub model: Option<String>,
+    pub driver: Option<InterfaceDriver>,
+    pub rom: Option<Rom>,
     pub boot_order: Option<u32>,
     pub info: DeviceInfo,
     pub extra: Extra,
@@ -48,6 +52,36 @@ pub struct InterfaceSource {
     pub bridge: Option<String>,
     pub dev: Option<String>,
     pub mode: Option<String>,
+    pub extra: Extra,
+}
+
+/// `<rom bar=… file=… enabled=…/>`: the option ROM of a PCI NIC.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Rom {
+    /// on or off: whether the ROM is visible in the device's BAR.
+    pub bar: Option<String>,
+    pub file: Option<String>,
+    /// yes or no: `no` loads no ROM at all.
+    pub enabled: Option<String>,
+    pub extra: Extra,
+}
+
+/// `<driver name=… txmode=… queues=… …/>`: how a virtio NIC is implemented and tuned.
+/// Host and guest offload switches (`<host>`, `<guest>`) are not modelled.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct InterfaceDriver {
+    /// qemu or vhost (the kernel's vhost-net); vfio, kvm or xen for a hostdev interface.
+    pub name: Option<String>,
+    /// iothread or timer.
+    pub txmode: Option<String>,
+    pub ioeventfd: Option<String>,
+    pub event_idx: Option<String>,
+    pub queues: Option<u32>,
+    pub rx_queue_size: Option<u32>,
+    pub tx_queue_size: Option<u32>,
+    pub rss: Option<String>,
+    pub rss_hash_report: Option<String>,
+    pub virtio: VirtioOptions,
     pub extra: Extra,
 }
 
@@ -75,6 +109,16 @@ impl Interface {
         });
         let target_dev = attr_leaf(&mut s, "target", "dev")?;
         let model = attr_leaf(&mut s, "model", "type")?;
+        let driver = s.child("driver")?.map(parse_driver).transpose()?;
+        let rom = match s.child("rom")? {
+            None => None,
+            Some(mut r) => Some(Rom {
+                bar: r.attr_enum("bar", ON_OFF)?,
+                file: r.attr_string("file"),
+                enabled: r.attr_enum("enabled", YES_NO)?,
+                extra: r.finish(),
+            }),
+        };
         let boot_order = parse_boot_order(&mut s)?;
         let info = DeviceInfo::parse(&mut s)?;
         Ok(Interface {
@@ -83,6 +127,8 @@ impl Interface {
             source,
             target_dev,
             model,
+            driver,
+            rom,
             boot_order,
             info,
             extra: s.finish(),
@@ -122,11 +168,55 @@ impl Interface {
             &self.extra,
             ctx,
         );
+        if let Some(d) = &self.driver {
+            el.push(driver_element(d, ctx));
+        }
         push_boot_order(&mut el, self.boot_order, &self.extra, ctx);
         self.info.push_to(&mut el, &self.extra, ctx);
+        if let Some(r) = &self.rom {
+            let mut re = Element::new("rom");
+            re.set_opt("bar", r.bar.as_deref());
+            re.set_opt("file", r.file.as_deref());
+            re.set_opt("enabled", r.enabled.as_deref());
+            r.extra.apply(&mut re, ctx);
+            insert_before_address(&mut el, re);
+        }
         self.extra.apply(&mut el, ctx);
         el
     }
+}
+
+fn parse_driver(mut d: Scope<'_>) -> Result<InterfaceDriver, XmlError> {
+    Ok(InterfaceDriver {
+        // qemu or vhost; a hostdev interface names its PCI backend here (vfio, kvm, xen).
+        name: d.attr_string("name"),
+        txmode: d.attr_enum("txmode", &["iothread", "timer"])?,
+        ioeventfd: d.attr_enum("ioeventfd", ON_OFF)?,
+        event_idx: d.attr_enum("event_idx", ON_OFF)?,
+        queues: d.attr_parse("queues", uint::<u32>)?,
+        rx_queue_size: d.attr_parse("rx_queue_size", uint::<u32>)?,
+        tx_queue_size: d.attr_parse("tx_queue_size", uint::<u32>)?,
+        rss: d.attr_enum("rss", ON_OFF)?,
+        rss_hash_report: d.attr_enum("rss_hash_report", ON_OFF)?,
+        virtio: VirtioOptions::parse(&mut d)?,
+        extra: d.finish(),
+    })
+}
+
+fn driver_element(d: &InterfaceDriver, ctx: &mut FmtCtx) -> Element {
+    let mut de = Element::new("driver");
+    de.set_opt("name", d.name.as_deref());
+    de.set_opt("txmode", d.txmode.as_deref());
+    de.set_opt("ioeventfd", d.ioeventfd.as_deref());
+    de.set_opt("event_idx", d.event_idx.as_deref());
+    de.set_opt("queues", d.queues);
+    de.set_opt("rx_queue_size", d.rx_queue_size);
+    de.set_opt("tx_queue_size", d.tx_queue_size);
+    de.set_opt("rss", d.rss.as_deref());
+    de.set_opt("rss_hash_report", d.rss_hash_report.as_deref());
+    d.virtio.set_on(&mut de);
+    d.extra.apply(&mut de, ctx);
+    de
 }
 
 /// Reads one attribute of a single child such as `<model type=…/>`, keeping the rest.

@@ -1,6 +1,7 @@
 //! `<devices>`: one file per device area; devices the model does not know (hostdev, sound,
 //! filesystem, tpm, ...) are kept in [`Devices::extra`] and reported as unknown.
 
+mod audio;
 mod chardev;
 mod common;
 mod controller;
@@ -11,15 +12,18 @@ mod interface;
 mod misc;
 mod video;
 
-pub use chardev::{CharDevice, CharSource, CharTarget};
-pub use common::{Address, DeviceInfo};
-pub use controller::Controller;
-pub use disk::{Disk, DiskDevice, DiskDriver, DiskHost, DiskSource, DiskTarget};
+pub use audio::Audio;
+pub use chardev::{CharDevice, CharLog, CharSource, CharTarget};
+pub use common::{Address, DeviceInfo, VirtioOptions};
+pub use controller::{Controller, ControllerDriver, ControllerTarget};
+pub use disk::{
+    Disk, DiskBlockio, DiskDevice, DiskDriver, DiskGeometry, DiskHost, DiskSource, DiskTarget,
+};
 pub use graphics::{Graphics, GraphicsListen};
 pub use input::Input;
-pub use interface::{Interface, InterfaceSource};
-pub use misc::{Memballoon, Rng, RngBackend, Watchdog};
-pub use video::{Video, VideoModel};
+pub use interface::{Interface, InterfaceDriver, InterfaceSource, Rom};
+pub use misc::{Memballoon, Panic, Rng, RngBackend, RngRate, Watchdog};
+pub use video::{Video, VideoDriver, VideoModel};
 
 use super::error::XmlError;
 use super::extra::{Extra, FmtCtx};
@@ -34,14 +38,17 @@ pub struct Devices {
     pub controllers: Vec<Controller>,
     pub interfaces: Vec<Interface>,
     pub serials: Vec<CharDevice>,
+    pub parallels: Vec<CharDevice>,
     pub consoles: Vec<CharDevice>,
     pub channels: Vec<CharDevice>,
     pub inputs: Vec<Input>,
     pub graphics: Vec<Graphics>,
+    pub audios: Vec<Audio>,
     pub videos: Vec<Video>,
     pub watchdogs: Vec<Watchdog>,
     pub memballoon: Option<Memballoon>,
     pub rngs: Vec<Rng>,
+    pub panics: Vec<Panic>,
     pub extra: Extra,
 }
 
@@ -61,14 +68,17 @@ impl Devices {
             controllers: each(&mut s, "controller", Controller::parse)?,
             interfaces: each(&mut s, "interface", Interface::parse)?,
             serials: each(&mut s, "serial", CharDevice::parse)?,
+            parallels: each(&mut s, "parallel", CharDevice::parse)?,
             consoles: each(&mut s, "console", CharDevice::parse)?,
             channels: each(&mut s, "channel", CharDevice::parse)?,
             inputs: each(&mut s, "input", Input::parse)?,
             graphics: each(&mut s, "graphics", Graphics::parse)?,
+            audios: each(&mut s, "audio", Audio::parse)?,
             videos: each(&mut s, "video", Video::parse)?,
             watchdogs: each(&mut s, "watchdog", Watchdog::parse)?,
             memballoon: s.child("memballoon")?.map(Memballoon::parse).transpose()?,
             rngs: each(&mut s, "rng", Rng::parse)?,
+            panics: each(&mut s, "panic", Panic::parse)?,
             extra: s.finish(),
         })
     }
@@ -92,6 +102,7 @@ impl Devices {
         }
         for (name, list) in [
             ("serial", &self.serials),
+            ("parallel", &self.parallels),
             ("console", &self.consoles),
             ("channel", &self.channels),
         ] {
@@ -105,6 +116,9 @@ impl Devices {
         for g in &self.graphics {
             el.push(g.to_element(ctx));
         }
+        for a in &self.audios {
+            el.push(a.to_element(ctx));
+        }
         for v in &self.videos {
             el.push(v.to_element(ctx));
         }
@@ -116,6 +130,9 @@ impl Devices {
         }
         for r in &self.rngs {
             el.push(r.to_element(ctx));
+        }
+        for p in &self.panics {
+            el.push(p.to_element(ctx));
         }
         self.extra.apply(&mut el, ctx);
         el

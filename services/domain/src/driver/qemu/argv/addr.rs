@@ -19,7 +19,8 @@ pub(super) fn multifunction_slots(def: &DomainDef) -> Vec<(u32, u32)> {
         .chain(d.videos.iter().map(|x| &x.info))
         .chain(d.watchdogs.iter().map(|x| &x.info))
         .chain(d.rngs.iter().map(|x| &x.info))
-        .chain(d.memballoon.iter().map(|x| &x.info));
+        .chain(d.memballoon.iter().map(|x| &x.info))
+        .chain(d.panics.iter().map(|x| &x.info));
     let mut slots = Vec::new();
     for a in infos.filter_map(|i| i.address.as_ref()) {
         let num = |n: &str| a.get(n).map_or(Some(0), parse_num);
@@ -118,6 +119,28 @@ pub(super) fn pci(
     Ok(())
 }
 
+/// An `<address type='usb' bus=… port=…>` becomes the USB device's `bus` (the controller
+/// with that index) and `port`; without one the device goes on the first controller and QEMU
+/// picks the port.
+pub(super) fn usb(info: &DeviceInfo, what: &str, props: &mut Props) -> Result<(), ArgvError> {
+    let Some(a) = &info.address else {
+        props.set("bus", "usb.0");
+        return Ok(());
+    };
+    if a.addr_type != "usb" {
+        return Err(ArgvError::unsupported(format!(
+            "<address type='{}'> on {what}",
+            a.addr_type
+        )));
+    }
+    let bus = a.get("bus").unwrap_or("0");
+    let index = parse_num(bus)
+        .ok_or_else(|| ArgvError::invalid(format!("{what}: <address bus='{bus}'>"), "a number"))?;
+    props.set("bus", format!("{}.0", super::controllers::usb_id(index)));
+    props.set_opt("port", a.get("port"));
+    Ok(())
+}
+
 /// An `<address type='isa' iobase=… irq=…>` becomes the ISA device's `iobase`/`irq`; without
 /// one QEMU uses the device's standard resources. Other address kinds are refused.
 pub(super) fn isa(info: &DeviceInfo, what: &str, props: &mut Props) -> Result<(), ArgvError> {
@@ -151,27 +174,10 @@ pub(super) fn parse_num(v: &str) -> Option<u32> {
     }
 }
 
-/// libvirt's `virDiskNameToIndex`: `vda` → 0, `sdb` → 1, `hdaa` → 26.
+/// libvirt's `virDiskNameToIndex`: `vda` → 0, `sdb` → 1, `hdaa` → 26 (shared with the
+/// attach/detach rules, `crate::device_edit`).
 pub(super) fn disk_index(dev: &str) -> Option<u32> {
-    let letters = ["vd", "sd", "hd", "xvd", "fd", "ubd"]
-        .iter()
-        .find_map(|p| dev.strip_prefix(p))?;
-    if letters.is_empty() {
-        return None;
-    }
-    let mut idx: u32 = 0;
-    for (i, c) in letters.chars().enumerate() {
-        if !c.is_ascii_lowercase() {
-            return None;
-        }
-        let d = u32::from(c as u8 - b'a');
-        idx = if i == 0 {
-            d
-        } else {
-            (idx + 1).checked_mul(26)?.checked_add(d)?
-        };
-    }
-    Some(idx)
+    crate::device_edit::disk_index(dev)
 }
 
 /// A drive address `controller`/`bus`/`target`/`unit`, read from `<address type='drive'>`.

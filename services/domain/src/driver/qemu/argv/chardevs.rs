@@ -21,19 +21,46 @@ use crate::xml::{CharDevice, DomainDef};
 
 pub(super) fn chardevs(def: &DomainDef, ctx: &ArgvContext, cmd: &mut Cmd) -> Result<(), ArgvError> {
     let d = &def.devices;
+    // A protocol belongs to a TCP backend; elsewhere it would be ignored.
+    for c in d
+        .serials
+        .iter()
+        .chain(&d.parallels)
+        .chain(&d.consoles)
+        .chain(&d.channels)
+    {
+        // `raw` is every backend's default: it changes nothing.
+        if let Some(p) = c.protocol.as_deref().filter(|p| *p != "raw")
+            && c.dev_type != "tcp"
+        {
+            return Err(ArgvError::invalid(
+                format!(
+                    "<protocol type='{p}'> on a character device of type '{}'",
+                    c.dev_type
+                ),
+                "only TCP backends have a protocol",
+            ));
+        }
+    }
     let serial_port =
         |s: &CharDevice, i: usize| s.target.as_ref().and_then(|t| t.port).unwrap_or(i as u32);
     for (i, s) in d.serials.iter().enumerate() {
         let port = serial_port(s, i);
-        match s.target.as_ref().and_then(|t| t.target_type.as_deref()) {
-            None | Some("isa-serial") => {}
+        let frontend = match s.target.as_ref().and_then(|t| t.target_type.as_deref()) {
+            None | Some("isa-serial") => "isa-serial",
+            Some("pci-serial") => "pci-serial",
+            // QEMU's debug console port (SeaBIOS and OVMF write their logs there).
+            Some("isa-debug") => "isa-debugcon",
             Some(t) => {
                 return Err(ArgvError::unsupported(format!(
                     "<serial><target type='{t}'>"
                 )));
             }
-        }
-        serial(s, port, &ctx.run_dir, cmd)?;
+        };
+        serial(s, port, frontend, &ctx.run_dir, cmd)?;
+    }
+    for (i, p) in d.parallels.iter().enumerate() {
+        parallel(p, i, &ctx.run_dir, cmd)?;
     }
     let virtio_serial_needed = d.channels.iter().any(is_virtio)
         || d.consoles.iter().any(|c| console_kind(c) == Some("virtio"));
@@ -64,7 +91,7 @@ pub(super) fn chardevs(def: &DomainDef, ctx: &ArgvContext, cmd: &mut Cmd) -> Res
                         "a serial console must match a <serial> port",
                     ));
                 }
-                serial(c, port, &ctx.run_dir, cmd)?;
+                serial(c, port, "isa-serial", &ctx.run_dir, cmd)?;
             }
             Some("virtio") => {
                 let id = format!("charconsole{j}");
@@ -134,16 +161,53 @@ fn console_kind(c: &CharDevice) -> Option<&str> {
     c.target.as_ref().and_then(|t| t.target_type.as_deref())
 }
 
-fn serial(c: &CharDevice, port: u32, run_dir: &Path, cmd: &mut Cmd) -> Result<(), ArgvError> {
+fn serial(
+    c: &CharDevice,
+    port: u32,
+    frontend: &str,
+    run_dir: &Path,
+    cmd: &mut Cmd,
+) -> Result<(), ArgvError> {
     let id = format!("charserial{port}");
     let alias = format!("serial{port}");
     let (default, log) = (socket_path(run_dir, &alias), log_path(run_dir, &alias));
     cmd.flag("-chardev", backend(c, &id, &default, Some(&log))?);
-    let mut p = Props::driver("isa-serial")
+    let mut p = Props::driver(frontend)
         .with("chardev", id.as_str())
-        .with("id", format!("serial{port}"))
-        .with("index", port);
-    addr::isa(&c.info, &format!("<serial> port {port}"), &mut p)?;
+        .with("id", format!("serial{port}"));
+    let what = format!("<serial> port {port}");
+    match frontend {
+        "pci-serial" => addr::pci(cmd, &c.info, &what, &mut p)?,
+        "isa-debugcon" => addr::isa(&c.info, &what, &mut p)?,
+        _ => {
+            p.set("index", port);
+            addr::isa(&c.info, &what, &mut p)?;
+        }
+    }
+    cmd.device(p);
+    Ok(())
+}
+
+/// A parallel port: its backend and an `isa-parallel`, numbered in definition order as
+/// libvirt does. A host pty is what libvirt gives a `pty` parallel port too; it is not a
+/// console the service proxies.
+fn parallel(c: &CharDevice, i: usize, run_dir: &Path, cmd: &mut Cmd) -> Result<(), ArgvError> {
+    let what = format!("<parallel> port {i}");
+    if let Some(t) = &c.target
+        && (t.target_type.is_some() || t.name.is_some() || t.port.is_some_and(|p| p as usize != i))
+    {
+        return Err(ArgvError::invalid(
+            format!("<target> of {what}"),
+            "parallel ports are numbered in order and have no type or name",
+        ));
+    }
+    let id = format!("charparallel{i}");
+    let default = run_dir.join(format!("parallel{i}.sock"));
+    cmd.flag("-chardev", backend(c, &id, &default, None)?);
+    let mut p = Props::driver("isa-parallel")
+        .with("chardev", id.as_str())
+        .with("id", format!("parallel{i}"));
+    addr::isa(&c.info, &what, &mut p)?;
     cmd.device(p);
     Ok(())
 }
@@ -166,7 +230,13 @@ fn backend(
             escape(&log.display().to_string())
         )
     };
-    Ok(match c.dev_type.as_str() {
+    if c.dev_type != "file" && src.is_some_and(|s| s.append.is_some()) {
+        return Err(ArgvError::invalid(
+            format!("<source append=…> ({id})"),
+            "only file backends append",
+        ));
+    }
+    let mut value = match c.dev_type.as_str() {
         "pty" => match console_log {
             Some(log) => owned(log),
             None => format!("pty,id={id}"),
@@ -176,7 +246,11 @@ fn backend(
             let p = path.ok_or_else(|| {
                 ArgvError::invalid(format!("<{} type='file'>", id), "needs <source path=…>")
             })?;
-            format!("file,id={id},path={}", escape(p))
+            let mut v = format!("file,id={id},path={}", escape(p));
+            if let Some(append) = src.and_then(|s| s.append.as_deref()) {
+                v.push_str(&format!(",append={append}"));
+            }
+            v
         }
         "unix" => {
             let p = path
@@ -194,7 +268,21 @@ fn backend(
                 "character device type '{other}' ({id})"
             )));
         }
-    })
+    };
+    // `<log>`: QEMU copies the guest's output to the file too.
+    if let Some(log) = &c.log {
+        if value.contains(",logfile=") {
+            return Err(ArgvError::invalid(
+                format!("<log> ({id})"),
+                "the service keeps this console's log itself",
+            ));
+        }
+        value.push_str(&format!(",logfile={}", escape(&log.file)));
+        if let Some(append) = &log.append {
+            value.push_str(&format!(",logappend={append}"));
+        }
+    }
+    Ok(value)
 }
 
 /// Backends on host devices and the network, as libvirt spells them: a host tty, TCP (client,
@@ -222,8 +310,17 @@ fn host_backend(c: &CharDevice, id: &str) -> Result<String, ArgvError> {
                 return Err(ArgvError::invalid(&what, "needs <source host=… service=…>"));
             };
             let server = s.and_then(|s| s.mode.as_deref()) == Some("bind");
+            let telnet = match c.protocol.as_deref() {
+                None | Some("raw") => "",
+                Some("telnet") => ",telnet=on",
+                Some(p) => {
+                    return Err(ArgvError::unsupported(format!(
+                        "<protocol type='{p}'> on {what} (TLS needs host certificates)"
+                    )));
+                }
+            };
             format!(
-                "socket,id={id},host={},port={}{}",
+                "socket,id={id},host={},port={}{telnet}{}",
                 escape(host),
                 escape(port),
                 if server { ",server=on,wait=off" } else { "" }

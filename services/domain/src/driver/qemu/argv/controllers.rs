@@ -3,9 +3,9 @@
 //! libvirt adds them while parsing).
 
 use super::ArgvError;
-use super::addr;
 use super::cmd::{Chipset, Cmd, Props};
 use super::disks::{bus, drive_addr};
+use super::{addr, pci_controllers, virtio};
 use crate::xml::{Controller, DomainDef};
 
 /// libvirt's default SCSI controller model on x86 (`qemuDomainDefaultSCSIControllerModel`):
@@ -65,9 +65,11 @@ pub(super) fn controllers(def: &DomainDef, cmd: &mut Cmd) -> Result<(), ArgvErro
             .position(|t| *t == c.controller_type)
             .unwrap_or(TYPE_ORDER.len())
     };
-    all.sort_by_key(|(c, index)| (rank(c), *index));
+    // A USB companion joins its master's bus, which must exist first.
+    all.sort_by_key(|(c, index)| (rank(c), *index, companion_startport(c).is_some()));
+    pci_controllers::root_globals(def, cmd)?;
     for (c, index) in all {
-        controller(c, index, cmd)?;
+        controller(def, c, index, cmd)?;
     }
     Ok(())
 }
@@ -78,10 +80,13 @@ fn check_unique(def: &DomainDef, cmd: &Cmd) -> Result<(), ArgvError> {
     let idx = indexes(def);
     for (i, c) in cs.iter().enumerate() {
         let index = idx[i];
-        if cs[..i]
-            .iter()
-            .zip(&idx)
-            .any(|(o, &oi)| o.controller_type == c.controller_type && oi == index)
+        // USB companions share their master's index.
+        let own_bus = |o: &Controller| companion_startport(o).is_none();
+        if own_bus(c)
+            && cs[..i]
+                .iter()
+                .zip(&idx)
+                .any(|(o, &oi)| o.controller_type == c.controller_type && oi == index && own_bus(o))
         {
             return Err(ArgvError::invalid(
                 format!("<controller type='{}' index='{index}'>", c.controller_type),
@@ -166,61 +171,22 @@ fn implied(def: &DomainDef, cmd: &Cmd) -> Result<Vec<(&'static str, u32)>, ArgvE
     Ok(implied)
 }
 
-fn controller(c: &Controller, index: u32, cmd: &mut Cmd) -> Result<(), ArgvError> {
+fn controller(def: &DomainDef, c: &Controller, index: u32, cmd: &mut Cmd) -> Result<(), ArgvError> {
     let model = c.model.as_deref();
     let what = || {
         let m = model.map(|m| format!(" model='{m}'")).unwrap_or_default();
         format!("<controller type='{}'{m}>", c.controller_type)
     };
+    check_settings(c, &what())?;
     let q35 = cmd.chipset == Chipset::Q35;
-    let pci_id = format!("pci.{index}");
+    let driver = c.driver.as_ref();
     let props = match (c.controller_type.as_str(), model) {
         ("pci", Some("pci-root" | "pcie-root")) => return Ok(()),
         ("pci", None) if index == 0 => return Ok(()),
-        // libvirt numbers a port after its own slot and function.
-        ("pci", Some("pcie-root-port")) => Props::driver("pcie-root-port")
-            .with("port", root_port_number(c, index)?)
-            .with("chassis", index)
-            .with("id", pci_id),
-        ("pci", Some("pci-bridge")) => Props::driver("pci-bridge")
-            .with("chassis_nr", index)
-            .with("id", pci_id),
-        ("pci", Some("dmi-to-pci-bridge")) if q35 => {
-            Props::driver("i82801b11-bridge").with("id", pci_id)
-        }
-        ("pci", Some("pcie-to-pci-bridge")) if q35 => {
-            Props::driver("pcie-pci-bridge").with("id", pci_id)
-        }
-        ("pci", Some("pcie-switch-upstream-port")) if q35 => {
-            Props::driver("x3130-upstream").with("id", pci_id)
-        }
+        ("pci", _) => pci_controllers::props(c, index, cmd)?,
         ("usb", Some("none")) => return Ok(()),
-        ("usb", m) => {
-            let driver = match m {
-                None if q35 => "qemu-xhci",
-                None | Some("piix3-uhci") => "piix3-usb-uhci",
-                Some("piix4-uhci") => "piix4-usb-uhci",
-                Some("pci-ohci") => "pci-ohci",
-                Some("qemu-xhci") => "qemu-xhci",
-                Some("nec-xhci") => "nec-usb-xhci",
-                Some("ich9-ehci1") => "ich9-usb-ehci1",
-                Some(_) => return Err(ArgvError::unsupported(what())),
-            };
-            Props::driver(driver).with("id", usb_id(index))
-        }
-        ("scsi", m) => {
-            let driver = match m.unwrap_or(DEFAULT_SCSI_MODEL) {
-                "lsilogic" => "lsi",
-                "virtio-scsi" => "virtio-scsi-pci",
-                "virtio-transitional" => "virtio-scsi-pci-transitional",
-                "virtio-non-transitional" => "virtio-scsi-pci-non-transitional",
-                "lsisas1068" => "mptsas1068",
-                "lsisas1078" => "megasas",
-                "vmpvscsi" => "pvscsi",
-                _ => return Err(ArgvError::unsupported(what())),
-            };
-            Props::driver(driver).with("id", format!("scsi{index}"))
-        }
+        ("usb", m) => usb(def, c, m, index, q35, &what())?,
+        ("scsi", m) => scsi(c, m.unwrap_or(DEFAULT_SCSI_MODEL), index, &what())?,
         // The chipset's own controllers are always there.
         ("sata", None | Some("ahci")) if q35 && index == 0 => return Ok(()),
         ("ide", None | Some("piix3" | "piix4")) if !q35 && index == 0 => return Ok(()),
@@ -228,8 +194,19 @@ fn controller(c: &Controller, index: u32, cmd: &mut Cmd) -> Result<(), ArgvError
         ("sata", None | Some("ahci")) => Props::driver("ahci").with("id", format!("sata{index}")),
         // The PC's floppy controller is built in; q35 gets one with the first floppy drive.
         ("fdc", None) if index == 0 => return Ok(()),
-        ("virtio-serial", None) => {
-            Props::driver("virtio-serial-pci").with("id", format!("virtio-serial{index}"))
+        ("virtio-serial", m) => {
+            let driver_name = match m {
+                None | Some("virtio") => "virtio-serial-pci",
+                Some("virtio-transitional") => "virtio-serial-pci-transitional",
+                Some("virtio-non-transitional") => "virtio-serial-pci-non-transitional",
+                Some(_) => return Err(ArgvError::unsupported(what())),
+            };
+            let mut p = Props::driver(driver_name);
+            virtio::options(&mut p, driver.map(|d| &d.virtio));
+            p.set("id", format!("virtio-serial{index}"));
+            p.set_opt("max_ports", c.ports);
+            p.set_opt("vectors", c.vectors);
+            p
         }
         _ => return Err(ArgvError::unsupported(what())),
     };
@@ -239,20 +216,163 @@ fn controller(c: &Controller, index: u32, cmd: &mut Cmd) -> Result<(), ArgvError
     Ok(())
 }
 
-/// A PCIe root port's `port`: `slot << 3 | function` of its address, as libvirt assigns it;
-/// without an address (QEMU picks the slot) `0x10 + index`.
-fn root_port_number(c: &Controller, index: u32) -> Result<u32, ArgvError> {
-    let Some(a) = c.info.address.as_ref().filter(|a| a.addr_type == "pci") else {
-        return Ok(0x10 + index);
+/// A SCSI controller; virtio-scsi takes its `<driver>` tuning, as libvirt passes it.
+fn scsi(c: &Controller, model: &str, index: u32, what: &str) -> Result<Props, ArgvError> {
+    let id = format!("scsi{index}");
+    let virtio_driver = match model {
+        "virtio-scsi" => "virtio-scsi-pci",
+        "virtio-transitional" => "virtio-scsi-pci-transitional",
+        "virtio-non-transitional" => "virtio-scsi-pci-non-transitional",
+        _ => {
+            let driver = match model {
+                "lsilogic" => "lsi",
+                "lsisas1068" => "mptsas1068",
+                "lsisas1078" => "megasas",
+                "vmpvscsi" => "pvscsi",
+                "am53c974" => "am53c974",
+                "dc390" => "dc-390",
+                _ => return Err(ArgvError::unsupported(what.to_string())),
+            };
+            return Ok(Props::driver(driver).with("id", id));
+        }
     };
-    let num = |name: &str| a.get(name).map_or(Some(0), addr::parse_num);
-    match (num("slot"), num("function")) {
-        (Some(slot), Some(function)) => Ok((slot << 3) | function),
-        _ => Err(ArgvError::invalid(
-            "<controller model='pcie-root-port'><address>",
-            "slot and function must be numbers",
-        )),
+    let mut p = Props::driver(virtio_driver);
+    let d = c.driver.clone().unwrap_or_default();
+    virtio::options(&mut p, Some(&d.virtio));
+    if d.iothread.is_some() {
+        return Err(ArgvError::unsupported(format!(
+            "<driver iothread=…> on {what} (I/O threads)"
+        )));
     }
+    p.set("id", id);
+    p.set_opt("num_queues", d.queues);
+    p.set_opt("cmd_per_lun", d.cmd_per_lun);
+    p.set_opt("max_sectors", d.max_sectors);
+    p.set_opt("ioeventfd", d.ioeventfd.map(|v| v == "on"));
+    Ok(p)
+}
+
+/// The settings each controller type has; any other is refused rather than dropped.
+fn check_settings(c: &Controller, what: &str) -> Result<(), ArgvError> {
+    let kind = c.controller_type.as_str();
+    let virtio_scsi = kind == "scsi"
+        && matches!(
+            c.model.as_deref(),
+            Some("virtio-scsi" | "virtio-transitional" | "virtio-non-transitional")
+        );
+    let refuse = |setting: &str| {
+        Err(ArgvError::invalid(
+            format!("{setting} on {what}"),
+            "this controller has no such setting",
+        ))
+    };
+    if c.ports.is_some() && !matches!(kind, "virtio-serial" | "usb") {
+        return refuse("ports=…");
+    }
+    if c.vectors.is_some() && kind != "virtio-serial" {
+        return refuse("vectors=…");
+    }
+    if (c.model_name.is_some() || c.target.is_some()) && kind != "pci" {
+        return refuse("<model name> or <target>");
+    }
+    if c.master_startport.is_some() && kind != "usb" {
+        return refuse("<master>");
+    }
+    if let Some(d) = &c.driver {
+        let virtio = virtio_scsi || kind == "virtio-serial";
+        let has_virtio = d.virtio.items().iter().any(|(_, v)| v.is_some());
+        let scsi_only = d.queues.is_some()
+            || d.cmd_per_lun.is_some()
+            || d.max_sectors.is_some()
+            || d.ioeventfd.is_some()
+            || d.iothread.is_some();
+        if (has_virtio && !virtio) || (scsi_only && !virtio_scsi) {
+            return refuse("this <driver> setting");
+        }
+    }
+    Ok(())
+}
+
+/// A USB controller: libvirt's model names for QEMU's devices; a companion controller
+/// (`<master startport>`, the UHCIs beside an EHCI) joins its master's bus instead of
+/// opening its own.
+fn usb(
+    def: &DomainDef,
+    c: &Controller,
+    model: Option<&str>,
+    index: u32,
+    q35: bool,
+    what: &str,
+) -> Result<Props, ArgvError> {
+    let driver = match model {
+        None if q35 => "qemu-xhci",
+        None | Some("piix3-uhci") => "piix3-usb-uhci",
+        Some("piix4-uhci") => "piix4-usb-uhci",
+        Some("ehci") => "usb-ehci",
+        Some("ich9-ehci1") => "ich9-usb-ehci1",
+        Some("ich9-uhci1") => "ich9-usb-uhci1",
+        Some("ich9-uhci2") => "ich9-usb-uhci2",
+        Some("ich9-uhci3") => "ich9-usb-uhci3",
+        Some("vt82c686b-uhci") => "vt82c686b-usb-uhci",
+        Some("pci-ohci") => "pci-ohci",
+        Some("qemu-xhci") => "qemu-xhci",
+        Some("nec-xhci") => "nec-usb-xhci",
+        Some(_) => return Err(ArgvError::unsupported(what.to_string())),
+    };
+    let mut p = Props::driver(driver);
+    if let Some(ports) = c.ports {
+        if !matches!(driver, "qemu-xhci" | "nec-usb-xhci") {
+            return Err(ArgvError::invalid(
+                format!("ports=… on {what}"),
+                "only the xHCI controllers have a port count",
+            ));
+        }
+        if driver == "qemu-xhci" && ports > 15 {
+            return Err(ArgvError::invalid(
+                format!("ports='{ports}' on {what}"),
+                "qemu-xhci has at most 15 ports",
+            ));
+        }
+        // xHCI has as many USB 2 as USB 3 ports.
+        p.set("p2", ports);
+        p.set("p3", ports);
+    }
+    match companion_startport(c) {
+        None => p.set("id", usb_id(index)),
+        Some(port) => {
+            let has_master = def
+                .devices
+                .controllers
+                .iter()
+                .zip(indexes(def))
+                .any(|(m, i)| {
+                    m.controller_type == "usb" && i == index && companion_startport(m).is_none()
+                });
+            if !has_master {
+                return Err(ArgvError::invalid(
+                    format!("<master> of {what}"),
+                    format!("there is no USB controller with index {index} to be companion to"),
+                ));
+            }
+            p.set("masterbus", format!("{}.0", usb_id(index)));
+            p.set("firstport", port);
+        }
+    }
+    Ok(p)
+}
+
+/// The first port of a USB companion controller on its master's bus: `<master startport>`,
+/// or for ICH9's UHCIs the one libvirt fills in (uhci1 0, uhci2 2, uhci3 4).
+fn companion_startport(c: &Controller) -> Option<u32> {
+    if c.controller_type != "usb" {
+        return None;
+    }
+    c.master_startport.or(match c.model.as_deref() {
+        Some("ich9-uhci1") => Some(0),
+        Some("ich9-uhci2") => Some(2),
+        Some("ich9-uhci3") => Some(4),
+        _ => None,
+    })
 }
 
 /// QEMU's id for USB controller `index` (libvirt's: `usb`, then `usb1`, ...).

@@ -7,11 +7,11 @@
 
 use serde_json::Value;
 
-use super::ArgvError;
 use super::addr::{self, DriveAddr};
 use super::boot::boot_indexes;
 use super::cmd::{Chipset, Cmd, Props};
 use super::controllers::{scsi_model, usb_id};
+use super::{ArgvError, disk_tuning};
 use crate::xml::{Disk, DiskDevice, DomainDef};
 
 /// Image formats QEMU opens without extra secrets or setup.
@@ -29,25 +29,14 @@ const FORMATS: &[&str] = &[
     "parallels",
 ];
 
-/// The disk's bus: `<target bus>`, or what its name implies, as libvirt does.
+/// The disk's bus: `<target bus>`, or what its name implies, as libvirt does
+/// ([`crate::device_edit::disk_bus`], shared with attach/detach).
 pub(super) fn bus(d: &Disk) -> Result<&str, ArgvError> {
-    if let Some(b) = &d.target.bus {
-        return Ok(b);
-    }
-    let dev = d.target.dev.as_str();
-    Ok(if dev.starts_with("vd") {
-        "virtio"
-    } else if dev.starts_with("sd") {
-        "scsi"
-    } else if dev.starts_with("hd") {
-        "ide"
-    } else if dev.starts_with("fd") {
-        "fdc"
-    } else {
-        return Err(ArgvError::invalid(
-            format!("<disk><target dev='{dev}'>"),
+    crate::device_edit::disk_bus(d).ok_or_else(|| {
+        ArgvError::invalid(
+            format!("<disk><target dev='{}'>", d.target.dev),
             "give bus=… or a name like vda, sda or hda",
-        ));
+        )
     })
 }
 
@@ -195,6 +184,14 @@ fn cache_mode(d: &Disk, what: &str) -> Result<Option<CacheMode>, ArgvError> {
     })
 }
 
+/// One disk's `-blockdev` objects (storage node, then format node; none for an empty
+/// CD-ROM) and its `-device` object: what the command line gets, and what hot-plugging sends
+/// over QMP (`blockdev-add`, `device_add`), so the two cannot drift apart.
+pub(super) struct DiskParts {
+    pub blockdevs: Vec<Props>,
+    pub device: Props,
+}
+
 fn disk(
     def: &DomainDef,
     d: &Disk,
@@ -202,6 +199,23 @@ fn disk(
     bootindex: Option<u32>,
     cmd: &mut Cmd,
 ) -> Result<(), ArgvError> {
+    let parts = disk_parts(def, d, n, bootindex, cmd)?;
+    for node in parts.blockdevs {
+        cmd.blockdev(node);
+    }
+    cmd.device(parts.device);
+    Ok(())
+}
+
+/// [`DiskParts`] of disk `d` of `def`, its nodes named `libvirt-{n}-storage` and
+/// `libvirt-{n}-format`.
+pub(super) fn disk_parts(
+    def: &DomainDef,
+    d: &Disk,
+    n: usize,
+    bootindex: Option<u32>,
+    cmd: &Cmd,
+) -> Result<DiskParts, ArgvError> {
     let dev = &d.target.dev;
     let what = format!("disk '{dev}'");
     let kind = d.device;
@@ -231,6 +245,7 @@ fn disk(
             "<driver type='{format}'> on {what}"
         )));
     }
+    disk_tuning::check(d, bus_name, &what)?;
     let readonly = d.readonly || cdrom;
     // As libvirt: several guests may write one image only if its format has no metadata
     // of its own that they would overwrite.
@@ -245,6 +260,7 @@ fn disk(
         .map(|(direct, no_flush, _)| serde_json::json!({"direct": direct, "no-flush": no_flush}));
     let source = source_node(d, &what)?;
     let format_node = format!("libvirt-{n}-format");
+    let mut blockdevs = Vec::new();
     if let Some((driver_name, path)) = source {
         let storage = format!("libvirt-{n}-storage");
         let mut s = Props::driver(driver_name)
@@ -254,24 +270,22 @@ fn disk(
         s.set_opt("aio", driver.and_then(|x| x.io.as_deref()));
         s.set("auto-read-only", true);
         s.set("discard", "unmap");
-        cmd.blockdev(s);
+        blockdevs.push(s);
         let mut f = Props::new()
             .with("node-name", format_node.as_str())
             .with("read-only", readonly);
-        if driver.and_then(|x| x.discard.as_deref()) == Some("unmap") {
-            f.set("discard", "unmap");
-        }
+        disk_tuning::format_node(d, &mut f);
         f.set_opt("cache", cache_json);
         f.set("driver", format);
         f.set("file", storage);
-        cmd.blockdev(f);
+        blockdevs.push(f);
     } else if !cdrom {
         return Err(ArgvError::invalid(
             &what,
             "needs a <source>; only CD-ROMs may be empty",
         ));
     }
-    let drive = source.map(|_| format_node);
+    let drive = source.map(|_| disk_tuning::top_node(d, &format_node, &mut blockdevs));
     let id = device_id(def, d)?;
     let mut p = frontend(def, d, &what, cmd)?;
     let mut bootindex = bootindex;
@@ -298,9 +312,8 @@ fn disk(
     p.set_opt("drive", drive);
     p.set("id", id);
     p.set_opt("bootindex", bootindex.map(Value::from));
-    if bus_name == "usb" {
-        p.set("removable", false);
-    }
+    disk_tuning::hardware(d, bus_name, &what, &mut p)?;
+    disk_tuning::identity(d, &mut p);
     if let Some((_, _, wc)) = cache {
         p.set("write-cache", if wc { "on" } else { "off" });
     }
@@ -311,8 +324,11 @@ fn disk(
             "<serial> on {what} (bus='{bus_name}')"
         )));
     }
-    cmd.device(p);
-    Ok(())
+    disk_tuning::error_policies(d, &mut p);
+    Ok(DiskParts {
+        blockdevs,
+        device: p,
+    })
 }
 
 /// The `-device` driver and placement of a disk.
@@ -327,6 +343,7 @@ fn frontend(def: &DomainDef, d: &Disk, what: &str, cmd: &Cmd) -> Result<Props, A
         }
         "virtio" => {
             let mut p = Props::driver("virtio-blk-pci");
+            disk_tuning::virtio_blk(d, &mut p);
             addr::pci(cmd, &d.info, what, &mut p)?;
             p
         }
@@ -443,7 +460,7 @@ fn source_node<'a>(d: &'a Disk, what: &str) -> Result<Option<(&'static str, &'a 
 
 /// libvirt's device ids: `virtio-disk0`, `sata0-0-1`, `ide0-1-0`, `scsi0-0-0-1` (`scsi0-0-1`
 /// on an LSI controller), `usb-disk1`, `fdc0-0-1`.
-fn device_id(def: &DomainDef, d: &Disk) -> Result<String, ArgvError> {
+pub(super) fn device_id(def: &DomainDef, d: &Disk) -> Result<String, ArgvError> {
     let bus = bus(d)?;
     if matches!(bus, "virtio" | "usb") {
         let prefix = if bus == "usb" {

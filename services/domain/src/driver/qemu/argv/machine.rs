@@ -1,9 +1,9 @@
 //! Machine-wide options: name, machine type and accelerator, firmware, CPU model, memory,
 //! vCPUs, clock, lifecycle and boot.
 
-use super::cmd::{Chipset, Cmd, Props};
+use super::cmd::{Chipset, Cmd};
 use super::{ArgvContext, ArgvError};
-use crate::xml::{CpuMode, DomainDef, LifecycleAction};
+use crate::xml::{DomainDef, LifecycleAction};
 
 /// Everything up to and including `-smp`, in libvirt's order.
 pub(super) fn head(def: &DomainDef, _ctx: &ArgvContext, cmd: &mut Cmd) -> Result<(), ArgvError> {
@@ -14,13 +14,30 @@ pub(super) fn head(def: &DomainDef, _ctx: &ArgvContext, cmd: &mut Cmd) -> Result
     let mut machine = vec![cmd.machine.clone(), "usb=off".into()];
     machine.extend(feature_props(def, cmd)?);
     machine.push("dump-guest-core=off".into());
-    machine.extend(firmware(def, cmd)?);
+    machine.extend(super::firmware::pflash(def, cmd)?);
+    // SeaBIOS shows its output (and boot menu) on the serial port when the machine has no
+    // graphics, as libvirt arranges for `<bios useserial='yes'/>`.
+    if def.os.bios.as_ref().and_then(|b| b.useserial.as_deref()) == Some("yes") {
+        machine.push("graphics=off".into());
+    }
+    // libvirt 9.0 switches the HPET with the machine property (`-no-hpet` is deprecated).
+    let timers = def.clock.iter().flat_map(|c| c.timers.iter());
+    for t in timers.filter(|t| t.name == "hpet") {
+        match t.present.as_deref() {
+            Some("yes") => machine.push("hpet=on".into()),
+            Some("no") => machine.push("hpet=off".into()),
+            _ => {}
+        }
+    }
     cmd.flag("-machine", machine.join(","));
-    cmd.flag("-accel", if cmd.kvm { "kvm" } else { "tcg" });
-    if let Some(cpu) = cpu_model(def, cmd)? {
+    cmd.flag("-accel", accel(def, cmd)?);
+    if let Some(mib) = tseg_mib(def, cmd)? {
+        cmd.flag("-global", format!("mch.extended-tseg-mbytes={mib}"));
+    }
+    if let Some(cpu) = super::cpu::cpu_model(def, cmd)? {
         cmd.flag("-cpu", cpu);
     }
-    if let Some(bios) = rom_bios(def) {
+    if let Some(bios) = super::firmware::rom_bios(def) {
         cmd.flag("-bios", bios);
     }
     cmd.flag("-m", memory(def)?);
@@ -35,6 +52,7 @@ pub(super) fn tail(def: &DomainDef, cmd: &mut Cmd) -> Result<(), ArgvError> {
     // driver carries out <on_poweroff> (and turns an ACPI reboot into a reset). The driver
     // sets `set-action reboot=shutdown` over QMP for <on_reboot>destroy</on_reboot>.
     cmd.arg("-no-shutdown");
+    power_management(def, cmd);
     match def.on_reboot {
         None | Some(LifecycleAction::Restart | LifecycleAction::Destroy) => {}
         Some(other) => {
@@ -44,7 +62,7 @@ pub(super) fn tail(def: &DomainDef, cmd: &mut Cmd) -> Result<(), ArgvError> {
             )));
         }
     }
-    cmd.flag("-boot", "strict=on");
+    cmd.flag("-boot", boot_options(def)?);
     let os = &def.os;
     for (flag, value) in [
         ("-kernel", &os.kernel),
@@ -56,6 +74,19 @@ pub(super) fn tail(def: &DomainDef, cmd: &mut Cmd) -> Result<(), ArgvError> {
             cmd.flag(flag, v.as_str());
         }
     }
+    for table in &os.acpi_tables {
+        // libvirt 9.0 knows the software licensing table only.
+        if table.table_type != "slic" {
+            return Err(ArgvError::unsupported(format!(
+                "<acpi><table type='{}'> (only slic)",
+                table.table_type
+            )));
+        }
+        cmd.flag(
+            "-acpitable",
+            format!("sig=SLIC,file={}", super::chardevs::escape(&table.path)),
+        );
+    }
     if os.kernel.is_none() && (os.initrd.is_some() || os.cmdline.is_some() || os.dtb.is_some()) {
         return Err(ArgvError::invalid(
             "<os>",
@@ -63,6 +94,54 @@ pub(super) fn tail(def: &DomainDef, cmd: &mut Cmd) -> Result<(), ArgvError> {
         ));
     }
     Ok(())
+}
+
+/// `<pm>`: the ACPI sleep states offered, switched on the chipset's power management
+/// device (q35's LPC bridge, the PC's PIIX4), as libvirt does.
+fn power_management(def: &DomainDef, cmd: &mut Cmd) {
+    let Some(pm) = &def.pm else {
+        return;
+    };
+    let device = match cmd.chipset {
+        Chipset::I440fx => "PIIX4_PM",
+        Chipset::Q35 => "ICH9-LPC",
+    };
+    for (state, value) in [("s3", &pm.suspend_to_mem), ("s4", &pm.suspend_to_disk)] {
+        if let Some(v) = value {
+            let disable = u8::from(v == "no");
+            cmd.flag("-global", format!("{device}.disable_{state}={disable}"));
+        }
+    }
+}
+
+/// `-boot`: the firmware's boot menu and its wait (`<bootmenu>`), the retry after no boot
+/// device was found (`<bios rebootTimeout>`), and always `strict=on` (see `boot.rs`).
+fn boot_options(def: &DomainDef) -> Result<String, ArgvError> {
+    let mut opts = Vec::new();
+    let menu = def.os.bootmenu.as_ref();
+    match menu.and_then(|m| m.enable.as_deref()) {
+        Some("yes") => opts.push("menu=on".to_string()),
+        Some(_) => opts.push("menu=off".to_string()),
+        None => {}
+    }
+    if let Some(ms) = def.os.bios.as_ref().and_then(|b| b.reboot_timeout) {
+        if !(-1..=65535).contains(&ms) {
+            return Err(ArgvError::invalid(
+                format!("<bios rebootTimeout='{ms}'>"),
+                "must be from -1 to 65535",
+            ));
+        }
+        opts.push(format!("reboot-timeout={ms}"));
+    }
+    // The wait is the menu's: libvirt reads `timeout` only with `enable='yes'`, so a
+    // disabled or unset menu's timeout has no effect.
+    if let Some(m) = menu.filter(|m| m.enable.as_deref() == Some("yes"))
+        && let Some(ms) = m.timeout
+    {
+        opts.push(format!("splash-time={ms}"));
+    }
+    opts.push("strict=on".to_string());
+    Ok(opts.join(","))
 }
 
 /// The device choices in this builder are x86 PC ones.
@@ -98,8 +177,18 @@ fn feature_props(def: &DomainDef, cmd: &Cmd) -> Result<Vec<String>, ArgvError> {
                 props.push("smm=on".into())
             }
             ("smm", Some("off")) => props.push("smm=off".into()),
-            // A CPU property: see `cpu_model`.
-            ("pvspinlock", None | Some("on" | "off")) => {}
+            // CPU properties: see `cpu.rs`.
+            ("pvspinlock" | "pmu", None | Some("on" | "off")) => {}
+            ("hyperv", _) => {}
+            // Accelerator settings: see `accel`.
+            ("tcg", None) => {}
+            // The I/O APIC in the kernel (`kvm`) or in QEMU (`qemu`, with the local APICs
+            // still in the kernel); libvirt offers the choice on q35 only.
+            ("ioapic", None) if cmd.chipset == Chipset::Q35 => match f.driver.as_deref() {
+                Some("qemu") => props.push("kernel_irqchip=split".into()),
+                Some("kvm") => props.push("kernel_irqchip=on".into()),
+                _ => {}
+            },
             (name, state) => {
                 let state = state.map(|s| format!(" state='{s}'")).unwrap_or_default();
                 return Err(ArgvError::unsupported(format!(
@@ -114,137 +203,46 @@ fn feature_props(def: &DomainDef, cmd: &Cmd) -> Result<Vec<String>, ArgvError> {
     Ok(props)
 }
 
-/// `<loader type='pflash'>` becomes two blockdev nodes wired to `-machine pflash0=…`, as
-/// libvirt does; returns the `-machine` properties.
-fn firmware(def: &DomainDef, cmd: &mut Cmd) -> Result<Vec<String>, ArgvError> {
-    let os = &def.os;
-    match os.firmware.as_deref() {
-        None | Some("bios") => {}
-        Some(f) => {
-            if os.loader.as_ref().and_then(|l| l.path.as_ref()).is_none() {
-                return Err(ArgvError::unsupported(format!(
-                    "firmware auto-selection (<os firmware='{f}'>); name the image with <loader>"
-                )));
-            }
-        }
-    }
-    let Some(loader) = &os.loader else {
-        return Ok(Vec::new());
-    };
-    if loader.loader_type.as_deref() != Some("pflash") {
-        return Ok(Vec::new());
-    }
-    let path = loader.path.as_deref().ok_or_else(|| {
-        ArgvError::invalid("<loader type='pflash'>", "needs the firmware image's path")
-    })?;
-    let readonly = loader.readonly.as_deref() == Some("yes");
-    cmd.blockdev(
-        Props::new()
-            .with("driver", "file")
-            .with("filename", path)
-            .with("node-name", "libvirt-pflash0-storage")
-            .with("auto-read-only", true)
-            .with("discard", "unmap"),
-    );
-    cmd.blockdev(
-        Props::new()
-            .with("node-name", "libvirt-pflash0-format")
-            .with("read-only", readonly)
-            .with("driver", "raw")
-            .with("file", "libvirt-pflash0-storage"),
-    );
-    if loader.secure.as_deref() == Some("yes") {
-        cmd.flag("-global", "driver=cfi.pflash01,property=secure,value=on");
-    }
-    Ok(vec!["pflash0=libvirt-pflash0-format".into()])
-}
-
-/// A loader that is not pflash is a ROM image: `-bios`.
-fn rom_bios(def: &DomainDef) -> Option<&str> {
-    let loader = def.os.loader.as_ref()?;
-    if loader.loader_type.as_deref() == Some("pflash") {
-        return None;
-    }
-    loader.path.as_deref()
-}
-
-/// `-cpu`, or nothing: without `<cpu>` QEMU's default model is used, never `host`, so a
-/// guest's CPU does not silently depend on the host it starts on.
-fn cpu_model(def: &DomainDef, cmd: &Cmd) -> Result<Option<String>, ArgvError> {
-    let extras = paravirt_props(def);
-    let Some(cpu) = &def.cpu else {
-        return Ok(default_model(def, extras));
-    };
-    let mode = cpu.mode.unwrap_or(CpuMode::Custom);
-    let base = match mode {
-        CpuMode::HostPassthrough | CpuMode::HostModel if !cmd.kvm => {
-            return Err(ArgvError::invalid(
-                format!("<cpu mode='{mode}'>"),
-                "needs <domain type='kvm'>; under TCG use mode='maximum' or a named model",
-            ));
-        }
-        CpuMode::HostPassthrough => "host".to_string(),
-        // libvirt expands host-model into a named model from the host's capabilities; the
-        // closest a pure translation can do is KVM's own host model, kept migratable.
-        CpuMode::HostModel => "host,migratable=on".to_string(),
-        CpuMode::Maximum => "max".to_string(),
-        CpuMode::Custom => match &cpu.model {
-            Some(m) if !m.name.is_empty() => m.name.clone(),
-            _ if cpu.features.is_empty() => return Ok(default_model(def, extras)),
-            _ => {
-                return Err(ArgvError::invalid(
-                    "<cpu><feature>",
-                    "features need a <model> in custom mode",
-                ));
-            }
-        },
-    };
-    let mut parts = vec![base];
-    for f in &cpu.features {
-        let on = match f.policy.as_deref() {
-            None | Some("require") | Some("force") | Some("optional") => "on",
-            Some(_) => "off",
-        };
-        parts.push(format!("{}={on}", f.name));
-    }
-    parts.extend(extras);
-    Ok(Some(parts.join(",")))
-}
-
-/// Paravirtual clock and spinlock switches, which QEMU takes as CPU properties, in
-/// libvirt's order: `<timer name='kvmclock' present=…>`, then `<pvspinlock state=…>`.
-fn paravirt_props(def: &DomainDef) -> Vec<String> {
-    let mut props = Vec::new();
-    let timers = def.clock.iter().flat_map(|c| c.timers.iter());
-    for t in timers.filter(|t| t.name == "kvmclock") {
-        match t.present.as_deref() {
-            Some("yes") => props.push("kvmclock=on".to_string()),
-            Some("no") => props.push("kvmclock=off".to_string()),
-            _ => {}
-        }
-    }
+/// `-accel`: KVM, or TCG with the translation cache size `<tcg><tb-cache>` asks for (MiB).
+fn accel(def: &DomainDef, cmd: &Cmd) -> Result<String, ArgvError> {
     let features = def.features.iter().flat_map(|f| f.items.iter());
-    for f in features.filter(|f| f.name == "pvspinlock") {
-        let on = f.state.as_deref() != Some("off");
-        props.push(format!("kvm-pv-unhalt={}", if on { "on" } else { "off" }));
+    let tb_cache = features
+        .filter(|f| f.name == "tcg")
+        .find_map(|f| f.tb_cache_kib);
+    match (cmd.kvm, tb_cache) {
+        (true, None) => Ok("kvm".into()),
+        (true, Some(_)) => Err(ArgvError::invalid(
+            "<features><tcg>",
+            "TCG settings need <domain type='qemu'>",
+        )),
+        (false, None) => Ok("tcg".into()),
+        (false, Some(kib)) => Ok(format!("tcg,tb-size={}", kib >> 10)),
     }
-    props
 }
 
-/// With no model asked for, QEMU's default (`qemu64`, `qemu32` for i686) is named only when
-/// properties must be added to it, as libvirt does.
-fn default_model(def: &DomainDef, extras: Vec<String>) -> Option<String> {
-    if extras.is_empty() {
-        return None;
-    }
-    let base = if def.os.arch.as_deref() == Some("i686") {
-        "qemu32"
-    } else {
-        "qemu64"
+/// `<smm><tseg>`: the SMRAM size q35's memory controller sets aside, in whole MiB.
+fn tseg_mib(def: &DomainDef, cmd: &Cmd) -> Result<Option<u64>, ArgvError> {
+    let features = def.features.iter().flat_map(|f| f.items.iter());
+    let Some(smm) = features
+        .filter(|f| f.name == "smm")
+        .find(|f| f.tseg_kib.is_some())
+    else {
+        return Ok(None);
     };
-    let mut parts = vec![base.to_string()];
-    parts.extend(extras);
-    Some(parts.join(","))
+    let kib = smm.tseg_kib.unwrap_or_default();
+    if smm.state.as_deref() == Some("off") || cmd.chipset != Chipset::Q35 {
+        return Err(ArgvError::invalid(
+            "<smm><tseg>",
+            "needs <smm state='on'> on a q35 machine",
+        ));
+    }
+    if kib % 1024 != 0 {
+        return Err(ArgvError::invalid(
+            "<smm><tseg>",
+            "must be a whole number of MiB",
+        ));
+    }
+    Ok(Some(kib / 1024))
 }
 
 /// `-m size=…k`, with `slots` and `maxmem` for memory hotplug (`<maxMemory>`).
@@ -306,32 +304,78 @@ fn clock(def: &DomainDef, cmd: &mut Cmd) -> Result<(), ArgvError> {
         return Ok(());
     };
     let base = match clock.offset.as_deref() {
-        None | Some("utc") => "utc",
-        Some("localtime") => "localtime",
+        None | Some("utc") => "utc".to_string(),
+        Some("localtime") => "localtime".to_string(),
+        // A fixed start, the same at every boot.
+        Some("absolute") => {
+            let start = clock
+                .start
+                .ok_or_else(|| ArgvError::invalid("<clock offset='absolute'>", "needs start=…"))?;
+            utc_datetime(start)
+        }
         Some(other) => {
             return Err(ArgvError::unsupported(format!(
-                "<clock offset='{other}'> (only utc and localtime)"
+                "<clock offset='{other}'> (only utc, localtime and absolute)"
             )));
         }
     };
+    // With these offsets libvirt reads only `adjustment` (`timezone`, `basis` and `start`
+    // belong to the other offsets and are not read): `reset` concerns how it records the
+    // guest's RTC changes, not the command line; a number turns the clock into a variable
+    // offset.
+    match clock.adjustment.as_deref() {
+        None | Some("reset") => {}
+        Some(a) => {
+            return Err(ArgvError::unsupported(format!(
+                "<clock adjustment='{a}'> (a variable offset from the host's clock)"
+            )));
+        }
+    }
     let mut rtc = format!("base={base}");
-    let mut after = Vec::new();
+    let mut globals = Vec::new();
     for t in &clock.timers {
+        if (t.track.is_some() && t.name != "rtc") || (t.frequency.is_some() && t.name != "tsc") {
+            return Err(ArgvError::invalid(
+                format!("<timer name='{}'>", t.name),
+                "track is for the rtc timer and frequency for the tsc timer only",
+            ));
+        }
         match (
             t.name.as_str(),
             t.present.as_deref(),
             t.tickpolicy.as_deref(),
         ) {
-            ("rtc", None | Some("yes"), Some("catchup")) => rtc.push_str(",driftfix=slew"),
-            ("rtc", None | Some("yes"), None | Some("delay")) => {}
-            ("pit", None | Some("yes"), Some("delay")) if cmd.kvm => {
-                after.push(("-global", "kvm-pit.lost_tick_policy=delay"))
+            ("rtc", None | Some("yes"), None | Some("delay" | "catchup")) => {
+                // What the RTC follows: the guest's own time, the host's, or a monotonic
+                // clock; libvirt has no QEMU equivalent for `boot`.
+                match t.track.as_deref() {
+                    None => {}
+                    Some("guest") => rtc.push_str(",clock=vm"),
+                    Some("wall") => rtc.push_str(",clock=host"),
+                    Some("realtime") => rtc.push_str(",clock=rt"),
+                    Some(other) => {
+                        return Err(ArgvError::unsupported(format!(
+                            "<timer name='rtc' track='{other}'>"
+                        )));
+                    }
+                }
+                if t.tickpolicy.as_deref() == Some("catchup") {
+                    rtc.push_str(",driftfix=slew");
+                }
             }
-            ("pit", None | Some("yes"), None) => {}
-            ("hpet", Some("no"), None) => after.push(("-no-hpet", "")),
-            ("hpet", None | Some("yes"), None) => {}
-            // A CPU property: see `cpu_model`.
+            // As libvirt: the in-kernel PIT is told to delay lost ticks (QEMU's own PIT,
+            // under TCG, always does; the property is then unused).
+            ("pit", None | Some("yes"), None | Some("delay")) => {
+                globals.push("kvm-pit.lost_tick_policy=delay")
+            }
+            ("pit", None | Some("yes"), Some("discard")) => {
+                globals.push("kvm-pit.lost_tick_policy=discard")
+            }
+            // A machine property: see `head`.
+            ("hpet", Some("yes" | "no") | None, None) => {}
+            // CPU properties: see `cpu.rs`.
             ("kvmclock", _, None) => {}
+            ("tsc", None | Some("yes"), None) if t.frequency.is_some() => {}
             (name, _, _) => {
                 return Err(ArgvError::unsupported(format!(
                     "this <timer name='{name}'> setting"
@@ -340,12 +384,44 @@ fn clock(def: &DomainDef, cmd: &mut Cmd) -> Result<(), ArgvError> {
         }
     }
     cmd.flag("-rtc", rtc);
-    for (flag, value) in after {
-        if value.is_empty() {
-            cmd.arg(flag);
-        } else {
-            cmd.flag(flag, value);
-        }
+    for g in globals {
+        cmd.flag("-global", g);
     }
     Ok(())
+}
+
+/// Seconds since the epoch as QEMU's `-rtc base=` date, UTC.
+fn utc_datetime(secs: u64) -> String {
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    // Howard Hinnant's civil_from_days, for days since 1970-01-01.
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::utc_datetime;
+
+    #[test]
+    fn absolute_clock_dates() {
+        assert_eq!(utc_datetime(0), "1970-01-01T00:00:00");
+        assert_eq!(utc_datetime(951_782_400), "2000-02-29T00:00:00");
+        assert_eq!(utc_datetime(1_234_567_890), "2009-02-13T23:31:30");
+        // libvirt's test: the last second of 9999.
+        assert_eq!(utc_datetime(253_402_300_799), "9999-12-31T23:59:59");
+    }
 }

@@ -1,8 +1,8 @@
 //! The remaining devices: input, graphics (VNC), video, watchdog, balloon, RNG.
 
-use super::addr;
 use super::cmd::{Cmd, Props};
 use super::{ArgvContext, ArgvError};
+use super::{addr, virtio};
 use crate::xml::{DomainDef, VideoModel};
 
 pub(super) fn inputs(def: &DomainDef, cmd: &mut Cmd) -> Result<(), ArgvError> {
@@ -14,34 +14,39 @@ pub(super) fn inputs(def: &DomainDef, cmd: &mut Cmd) -> Result<(), ArgvError> {
                 input.bus.as_deref().unwrap_or("")
             )
         };
+        let virtio = input.bus.as_deref() == Some("virtio");
+        if input.driver.is_some() && !virtio {
+            return Err(ArgvError::invalid(
+                format!("<driver> on {}", what()),
+                "only virtio inputs have driver options",
+            ));
+        }
         let mut p = match (kind, input.bus.as_deref()) {
             // The PC's own PS/2 mouse and keyboard are always there.
             ("mouse" | "keyboard", None | Some("ps2")) => continue,
-            ("tablet" | "mouse" | "keyboard", Some("usb")) => Props::driver(match kind {
-                "tablet" => "usb-tablet",
-                "mouse" => "usb-mouse",
-                _ => "usb-kbd",
-            })
-            .with("id", format!("input{i}"))
-            .with("bus", "usb.0"),
+            ("tablet" | "mouse" | "keyboard", Some("usb")) => {
+                let mut p = Props::driver(match kind {
+                    "tablet" => "usb-tablet",
+                    "mouse" => "usb-mouse",
+                    _ => "usb-kbd",
+                })
+                .with("id", format!("input{i}"));
+                addr::usb(&input.info, &what(), &mut p)?;
+                p
+            }
             ("tablet" | "mouse" | "keyboard", Some("virtio")) => {
                 let mut p = Props::driver(match kind {
                     "tablet" => "virtio-tablet-pci",
                     "mouse" => "virtio-mouse-pci",
                     _ => "virtio-keyboard-pci",
-                })
-                .with("id", format!("input{i}"));
+                });
+                virtio::options(&mut p, input.driver.as_ref());
+                p.set("id", format!("input{i}"));
                 addr::pci(cmd, &input.info, &what(), &mut p)?;
                 p
             }
             _ => return Err(ArgvError::unsupported(what())),
         };
-        if input.bus.as_deref() == Some("usb") && input.info.address.is_some() {
-            return Err(ArgvError::unsupported(format!(
-                "an <address> on {}",
-                what()
-            )));
-        }
         cmd.device(std::mem::take(&mut p));
     }
     Ok(())
@@ -52,6 +57,7 @@ pub(super) fn inputs(def: &DomainDef, cmd: &mut Cmd) -> Result<(), ArgvError> {
 /// secret over QMP (`set_password`, libvirt's `change-vnc-password`) after start and before
 /// `cont`.
 pub(super) fn graphics(def: &DomainDef, ctx: &ArgvContext, cmd: &mut Cmd) -> Result<(), ArgvError> {
+    super::audio::audiodevs(def, cmd)?;
     let gs = &def.devices.graphics;
     if gs.len() > 1 {
         return Err(ArgvError::unsupported("more than one <graphics>"));
@@ -108,17 +114,23 @@ pub(super) fn graphics(def: &DomainDef, ctx: &ArgvContext, cmd: &mut Cmd) -> Res
         Some(p) if p < 0 => vnc.push_str(",websocket=on"),
         Some(p) => vnc.push_str(&format!(",websocket={p}")),
     }
+    if let Some(policy) = &g.share_policy {
+        vnc.push_str(&format!(",share={policy}"));
+    }
     if g.passwd.is_some() {
         vnc.push_str(",password=on");
     }
-    // VNC can carry guest audio; as libvirt 9.0 does, it gets a silent backend of its own
-    // (the `<audio id='1' type='none'/>` libvirt adds), so QEMU never opens the host's
-    // sound system.
-    cmd.object_flag(
-        "-audiodev",
-        Props::new().with("id", "audio1").with("driver", "none"),
-    );
-    vnc.push_str(",audiodev=audio1");
+    if let Some(power) = &g.power_control {
+        vnc.push_str(if power == "yes" {
+            ",power-control=on"
+        } else {
+            ",power-control=off"
+        });
+    }
+    // VNC can carry guest audio: to the `<audio>` it names, or, as libvirt 9.0 does, to a
+    // silent backend of its own.
+    let audiodev = super::audio::vnc_audiodev(def, g, cmd)?;
+    vnc.push_str(&format!(",audiodev={audiodev}"));
     cmd.flag("-vnc", vnc);
     if let Some(k) = &g.keymap {
         cmd.flag("-k", k.as_str());
@@ -152,10 +164,25 @@ pub(super) fn videos(def: &DomainDef, cmd: &mut Cmd) -> Result<(), ArgvError> {
         let size = |get: fn(&VideoModel) -> Option<u32>, default_kib: u32| {
             model.and_then(get).unwrap_or(default_kib)
         };
-        if kind != "qxl" && model.is_some_and(|m| m.ram.is_some() || m.vgamem.is_some()) {
+        if kind != "qxl"
+            && model.is_some_and(|m| m.ram.is_some() || m.vgamem.is_some() || m.vram64.is_some())
+        {
             return Err(ArgvError::unsupported(format!(
-                "ram or vgamem on {what} (only qxl has them)"
+                "ram, vram64 or vgamem on {what} (only qxl has them)"
             )));
+        }
+        let driver = v.driver.clone().unwrap_or_default();
+        if driver.name.as_deref() == Some("vhostuser") {
+            return Err(ArgvError::unsupported(format!(
+                "<driver name='vhostuser'> on {what} (vhost-user GPU)"
+            )));
+        }
+        let has_virtio_options = driver.virtio.items().iter().any(|(_, v)| v.is_some());
+        if has_virtio_options && kind != "virtio" {
+            return Err(ArgvError::invalid(
+                format!("<driver> on {what}"),
+                "only virtio video has virtio options",
+            ));
         }
         let heads = model.and_then(|m| m.heads);
         if !matches!(kind, "qxl" | "virtio") && heads.is_some_and(|h| h != 1) {
@@ -178,22 +205,24 @@ pub(super) fn videos(def: &DomainDef, cmd: &mut Cmd) -> Result<(), ArgvError> {
                 cmd.device(Props::driver("ramfb").with("id", id));
                 continue;
             }
+            // libvirt gives every display one head unless told otherwise.
             "virtio" => {
                 let mut p = Props::driver(if i == 0 {
                     "virtio-vga"
                 } else {
                     "virtio-gpu-pci"
-                })
-                .with("id", id);
-                p.set_opt("max_outputs", heads);
+                });
+                virtio::options(&mut p, Some(&driver.virtio));
+                p.set("id", id);
+                p.set("max_outputs", heads.unwrap_or(1));
                 p
             }
             "qxl" => {
                 let mut p = Props::driver(if i == 0 { "qxl-vga" } else { "qxl" }).with("id", id);
-                p.set_opt("max_outputs", heads);
+                p.set("max_outputs", heads.unwrap_or(1));
                 p.set("ram_size", u64::from(size(|m| m.ram, 65536)) * 1024);
                 p.set("vram_size", u64::from(size(|m| m.vram, 65536)) * 1024);
-                p.set("vram64_size_mb", 0);
+                p.set("vram64_size_mb", size(|m| m.vram64, 0) / 1024);
                 p.set("vgamem_mb", size(|m| m.vgamem, 16384) / 1024);
                 p
             }
@@ -241,36 +270,60 @@ pub(super) fn watchdogs(def: &DomainDef, cmd: &mut Cmd) -> Result<(), ArgvError>
 }
 
 /// The memory balloon; libvirt adds a virtio one when `<memballoon>` is absent, and the
-/// driver needs it for live memory changes.
+/// driver needs it for live memory changes. libvirt sets the statistics period over QMP
+/// after start; QEMU takes the same property (`guest-stats-polling-interval`) on the command
+/// line, which is where a pure translation sets it.
 pub(super) fn balloon(def: &DomainDef, cmd: &mut Cmd) -> Result<(), ArgvError> {
-    let (model, info, autodeflate) = match &def.devices.memballoon {
-        None => ("virtio", None, None),
-        Some(m) => (m.model.as_str(), Some(&m.info), m.autodeflate.as_deref()),
+    let Some(m) = &def.devices.memballoon else {
+        cmd.device(Props::driver("virtio-balloon-pci").with("id", "balloon0"));
+        return Ok(());
     };
-    match model {
-        "none" => Ok(()),
-        "virtio" => {
-            let mut p = Props::driver("virtio-balloon-pci").with("id", "balloon0");
-            if let Some(a) = autodeflate {
-                p.set("deflate-on-oom", a == "on");
+    let what = format!("<memballoon model='{}'>", m.model);
+    let driver = match m.model.as_str() {
+        "none" => {
+            let set = m.autodeflate.is_some()
+                || m.free_page_reporting.is_some()
+                || m.stats_period.is_some()
+                || m.driver.is_some()
+                || m.info.address.is_some();
+            if set {
+                return Err(ArgvError::invalid(
+                    what,
+                    "a missing balloon has no settings",
+                ));
             }
-            if let Some(info) = info {
-                addr::pci(cmd, info, "<memballoon>", &mut p)?;
-            }
-            cmd.device(p);
-            Ok(())
+            return Ok(());
         }
-        other => Err(ArgvError::unsupported(format!(
-            "<memballoon model='{other}'>"
-        ))),
-    }
+        "virtio" => "virtio-balloon-pci",
+        "virtio-transitional" => "virtio-balloon-pci-transitional",
+        "virtio-non-transitional" => "virtio-balloon-pci-non-transitional",
+        _ => return Err(ArgvError::unsupported(what)),
+    };
+    let mut p = Props::driver(driver);
+    virtio::options(&mut p, m.driver.as_ref());
+    p.set("id", "balloon0");
+    p.set_opt(
+        "deflate-on-oom",
+        m.autodeflate.as_deref().map(|a| a == "on"),
+    );
+    p.set_opt(
+        "free-page-reporting",
+        m.free_page_reporting.as_deref().map(|a| a == "on"),
+    );
+    p.set_opt("guest-stats-polling-interval", m.stats_period);
+    addr::pci(cmd, &m.info, &what, &mut p)?;
+    cmd.device(p);
+    Ok(())
 }
 
 pub(super) fn rngs(def: &DomainDef, cmd: &mut Cmd) -> Result<(), ArgvError> {
     for (i, r) in def.devices.rngs.iter().enumerate() {
-        if r.model != "virtio" {
-            return Err(ArgvError::unsupported(format!("<rng model='{}'>", r.model)));
-        }
+        let driver = match r.model.as_str() {
+            "virtio" => "virtio-rng-pci",
+            "virtio-transitional" => "virtio-rng-pci-transitional",
+            "virtio-non-transitional" => "virtio-rng-pci-non-transitional",
+            other => return Err(ArgvError::unsupported(format!("<rng model='{other}'>"))),
+        };
         let obj = format!("objrng{i}");
         let backend = r.backend.as_ref();
         match backend.map(|b| b.model.as_str()).unwrap_or("random") {
@@ -296,9 +349,15 @@ pub(super) fn rngs(def: &DomainDef, cmd: &mut Cmd) -> Result<(), ArgvError> {
                 )));
             }
         }
-        let mut p = Props::driver("virtio-rng-pci")
-            .with("rng", obj.as_str())
-            .with("id", format!("rng{i}"));
+        let mut p = Props::driver(driver);
+        virtio::options(&mut p, r.driver.as_ref());
+        p.set("rng", obj.as_str());
+        p.set("id", format!("rng{i}"));
+        // At most `bytes` per `period` ms (libvirt's default period: a second).
+        if let Some(rate) = r.rate.as_ref().filter(|r| r.bytes > 0) {
+            p.set("max-bytes", rate.bytes);
+            p.set("period", rate.period.unwrap_or(1000));
+        }
         addr::pci(cmd, &r.info, "<rng>", &mut p)?;
         cmd.device(p);
     }

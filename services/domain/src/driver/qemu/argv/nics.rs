@@ -2,15 +2,16 @@
 //!
 //! `user` is QEMU's own NAT. `bridge` and `ethernet` become a tap device named by
 //! `<target dev>`: the domain service creates the tap (and attaches it to the bridge) before
-//! starting QEMU, so QEMU needs no helper scripts and no privileges for it. `network`
-//! interfaces are resolved by the network service, not here.
+//! starting QEMU and fills in a generated name (`../net/`), so QEMU needs no helper scripts
+//! and no privileges for it. `network` interfaces are resolved by the network service, not
+//! here.
 
 use serde_json::Value;
 
 use super::ArgvError;
-use super::addr;
 use super::boot::boot_indexes;
 use super::cmd::{Cmd, Props};
+use super::{addr, nic_driver};
 use crate::xml::DomainDef;
 
 pub(super) fn nics(def: &DomainDef, cmd: &mut Cmd) -> Result<(), ArgvError> {
@@ -63,13 +64,15 @@ pub(super) fn nics(def: &DomainDef, cmd: &mut Cmd) -> Result<(), ArgvError> {
                 )));
             }
         };
-        let mut p = Props::driver(driver)
-            .with("netdev", netdev.as_str())
-            .with("id", format!("net{i}"));
+        let mut p = Props::driver(driver);
+        nic_driver::frontend(nic, driver == "virtio-net-pci", &what, &mut p)?;
+        p.set("netdev", netdev.as_str());
+        p.set("id", format!("net{i}"));
         // Without a MAC QEMU assigns 52:54:00:12:34:56 upward; libvirt fills one in at define.
         p.set_opt("mac", nic.mac.as_deref());
         p.set_opt("bootindex", boot.nics[i].map(Value::from));
         addr::pci(cmd, &nic.info, &what, &mut p)?;
+        nic_driver::rom(nic, &what, &mut p)?;
         cmd.device(p);
     }
     Ok(())

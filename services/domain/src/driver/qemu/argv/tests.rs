@@ -133,7 +133,7 @@ fn content_the_model_keeps_without_understanding_is_refused_anywhere() {
             "<memoryBacking><hugepages/></memoryBacking>",
             "<memoryBacking>",
         ),
-        ("<pm><suspend-to-mem enabled='no'/></pm>", "<pm>"),
+        ("<cputune><shares>1024</shares></cputune>", "<cputune>"),
     ] {
         let def = parse_domain(&format!(
             "<domain type='qemu'><name>t</name>\
@@ -263,4 +263,242 @@ fn controllers_without_index_are_numbered_like_libvirt() {
     for id in ["\"pci.1\"", "\"pci.2\"", "\"pci.3\""] {
         assert!(args.contains(id), "{id}: {args}");
     }
+}
+
+/// A domain with `os` inside `<os>` (after `<type>`), `head` between `<os>` and `<devices>`.
+fn full(machine: &str, os: &str, head: &str, devices: &str) -> DomainDef {
+    parse_domain(&format!(
+        "<domain type='qemu'><name>t</name><uuid>c7a5fdbd-edaf-9455-926a-d65c16db1809</uuid>\
+         <memory unit='MiB'>128</memory>\
+         <os><type arch='x86_64' machine='{machine}'>hvm</type>{os}</os>\
+         {head}<devices>{devices}</devices></domain>"
+    ))
+    .expect("test XML parses")
+}
+
+/// Settings the model reads but this builder cannot honour, or that libvirt refuses, are
+/// refused with a message naming them; none is dropped.
+#[test]
+fn modelled_settings_that_cannot_be_honoured_are_refused() {
+    let cases: [(&str, &str, &str, &str, &str); 23] = [
+        (
+            "pc",
+            "",
+            "",
+            "<audio id='1' type='pulseaudio'/>",
+            "<audio type='pulseaudio'>",
+        ),
+        (
+            "pc",
+            "",
+            "",
+            "<audio id='1' type='none'/><audio id='1' type='none'/>",
+            "the id is used more than once",
+        ),
+        (
+            "pc",
+            "",
+            "",
+            "<graphics type='vnc'><audio id='3'/></graphics><audio id='1' type='none'/>",
+            "there is no <audio id='3'>",
+        ),
+        (
+            "pc",
+            "<bios rebootTimeout='70000'/>",
+            "",
+            "",
+            "must be from -1 to 65535",
+        ),
+        (
+            "q35",
+            "<loader type='pflash'>/c.fd</loader><nvram template='/v.fd'/>",
+            "<features><acpi/></features>",
+            "",
+            "made from a template",
+        ),
+        (
+            "q35",
+            "<loader type='pflash' stateless='yes'>/c.fd</loader><nvram>/v.fd</nvram>",
+            "<features><acpi/></features>",
+            "",
+            "a stateless loader",
+        ),
+        (
+            "q35",
+            "<loader type='pflash'>/c.fd</loader>",
+            "",
+            "",
+            "UEFI needs <features><acpi/></features>",
+        ),
+        (
+            "pc",
+            "<acpi><table type='raw'>/t</table></acpi>",
+            "",
+            "",
+            "only slic",
+        ),
+        (
+            "pc",
+            "",
+            "<features><ioapic driver='qemu'/></features>",
+            "",
+            "<ioapic/>",
+        ),
+        (
+            "q35",
+            "",
+            "<features><smm state='off'><tseg unit='MiB'>48</tseg></smm></features>",
+            "",
+            "needs <smm state='on'> on a q35 machine",
+        ),
+        (
+            "pc",
+            "",
+            "<cpu mode='maximum'><cache level='2' mode='emulate'/></cpu>",
+            "",
+            "only be used with level='3'",
+        ),
+        (
+            "pc",
+            "",
+            "<cpu><model>qemu64</model><cache mode='passthrough'/></cpu>",
+            "",
+            "needs <cpu mode='host-passthrough'>",
+        ),
+        (
+            "pc",
+            "",
+            "<cpu mode='maximum'><maxphysaddr mode='emulate'/></cpu>",
+            "",
+            "needs bits=",
+        ),
+        (
+            "pc",
+            "",
+            "<clock offset='utc' adjustment='3600'/>",
+            "",
+            "a variable offset",
+        ),
+        (
+            "pc",
+            "",
+            "<clock offset='utc'><timer name='rtc' track='boot'/></clock>",
+            "",
+            "track='boot'",
+        ),
+        (
+            "pc",
+            "",
+            "",
+            "<controller type='usb' model='piix3-uhci' ports='4'/>",
+            "only the xHCI controllers have a port count",
+        ),
+        (
+            "pc",
+            "",
+            "",
+            "<controller type='usb' index='1' model='ich9-uhci1'/>",
+            "no USB controller with index 1 to be companion to",
+        ),
+        (
+            "pc",
+            "",
+            "",
+            "<controller type='pci' index='1' model='pci-bridge'><model name='ioh3420'/></controller>",
+            "implemented by pci-bridge",
+        ),
+        (
+            "q35",
+            "",
+            "",
+            "<controller type='pci' index='0' model='pcie-root'><target hotplug='off'/></controller>",
+            "only on the PC (i440fx)",
+        ),
+        (
+            "pc",
+            "",
+            "",
+            "<interface type='bridge'><source bridge='br0'/><target dev='vnet0'/>\
+             <model type='virtio'/><driver name='vhost'/></interface>",
+            "(vhost-net)",
+        ),
+        (
+            "pc",
+            "",
+            "",
+            "<interface type='user'><model type='virtio'/><driver queues='4'/></interface>",
+            "only tap-based interfaces have several queues",
+        ),
+        (
+            "pc",
+            "",
+            "",
+            "<disk type='file'><driver name='qemu' type='raw' iothread='1'/>\
+             <source file='/a.img'/><target dev='vda' bus='virtio'/></disk>",
+            "(I/O threads)",
+        ),
+        (
+            "pc",
+            "",
+            "",
+            "<serial type='tcp'><source mode='bind' host='127.0.0.1' service='9'/>\
+             <protocol type='tls'/></serial>",
+            "<protocol type='tls'>",
+        ),
+    ];
+    for (machine, os, head, devices, needle) in cases {
+        let def = full(machine, os, head, devices);
+        let err = build(&def, &ctx(true)).unwrap_err().to_string();
+        assert!(err.contains(needle), "{os}{head}{devices}: {err}");
+    }
+}
+
+/// What libvirt fills in for settings left out, so the guest sees the same hardware.
+#[test]
+fn defaults_follow_libvirt() {
+    // ICH9's UHCI companions find their master and first port without <master>.
+    let def = full(
+        "pc",
+        "",
+        "",
+        "<controller type='usb' index='0' model='ich9-uhci3'/>\
+         <controller type='usb' index='0' model='ich9-ehci1'/>",
+    );
+    let args = build(&def, &ctx(true)).unwrap().args;
+    let ehci = args
+        .iter()
+        .position(|a| a.contains("ich9-usb-ehci1"))
+        .unwrap();
+    let uhci = args
+        .iter()
+        .position(|a| a.contains("ich9-usb-uhci3"))
+        .unwrap();
+    assert!(ehci < uhci, "the master comes first: {args:?}");
+    assert!(
+        args[uhci].contains(r#""masterbus":"usb.0","firstport":4"#),
+        "{}",
+        args[uhci]
+    );
+    // A boot menu's timeout counts only when the menu is on; a disabled menu is passed on.
+    let def = full("pc", "<bootmenu enable='no'/>", "", "");
+    let args = build(&def, &ctx(true)).unwrap().args;
+    assert!(args.contains(&"menu=off,strict=on".to_string()), "{args:?}");
+    // An RNG rate without a period is per second.
+    let def = full(
+        "pc",
+        "",
+        "",
+        "<rng model='virtio'><rate bytes='100'/><backend model='builtin'/></rng>",
+    );
+    let args = build(&def, &ctx(true)).unwrap().args.join(" ");
+    assert!(args.contains(r#""max-bytes":100,"period":1000"#), "{args}");
+    // An empty <genid/> gets a generation ID at define, which the command line carries.
+    let def = parse_domain(
+        "<domain type='qemu'><name>t</name><genid/><memory>131072</memory>\
+         <os><type>hvm</type></os></domain>",
+    )
+    .unwrap();
+    let genid = def.genid.clone().expect("generated");
+    let args = build(&def, &ctx(true)).unwrap().args.join(" ");
+    assert!(args.contains(&format!(r#""guid":"{genid}""#)), "{args}");
 }

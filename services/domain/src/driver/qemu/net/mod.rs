@@ -1,0 +1,234 @@
+//! The host side of a VM's network interfaces: the taps of `bridge` and `ethernet` interfaces.
+//!
+//! Before QEMU starts, [`HostNet::plug`] creates each managed tap (`tap.rs`: `/dev/net/tun`,
+//! persistent), gives it the guest's MAC with a first byte of 0xFE and the bridge's MTU,
+//! attaches it to `<source bridge>` and brings it up (`link.rs`: rtnetlink); QEMU then opens
+//! it by name. A tap without `<target dev>` is named `vnetN` as libvirt names it
+//! (`names.rs`), and the name goes into the live definition, which the service keeps in its
+//! status file, so after a restart it still knows which taps are the VM's. Taps are deleted
+//! when the VM is gone ([`HostNet::release`]) and, after a restart, for VMs that ended while
+//! the service was away ([`HostNet::remove_leftovers`]). Which interface gets what is
+//! `plan.rs`.
+//!
+//! Everything happens in the service's own network namespace: the bridge must be there, and
+//! so are the taps.
+
+mod error;
+mod link;
+pub mod names;
+pub mod plan;
+mod tap;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+pub use error::NetError;
+pub use link::{Device, Netlink};
+use plan::{HostSide, ManagedTap};
+
+use crate::xml::DomainDef;
+
+/// The taps the service made, and the name counter. One per driver.
+#[derive(Debug, Default)]
+pub struct HostNet {
+    /// Naming and creating happen under this lock, so two starts never race for a name.
+    counter: tokio::sync::Mutex<names::NameCounter>,
+    /// The taps each running VM owns, by (domain UUID, run id).
+    owned: std::sync::Mutex<HashMap<(String, i32), Vec<String>>>,
+}
+
+impl HostNet {
+    fn owned(&self) -> std::sync::MutexGuard<'_, HashMap<(String, i32), Vec<String>>> {
+        self.owned.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Creates the taps `def`'s interfaces need for run `id` and returns the definition the
+    /// VM runs with: generated tap names and MACs filled in. On failure nothing it created
+    /// is left. The created taps belong to (`def.uuid`, `id`) until [`Self::release`].
+    pub async fn plug(&self, def: Arc<DomainDef>, id: i32) -> Result<Arc<DomainDef>, NetError> {
+        let sides = def
+            .devices
+            .interfaces
+            .iter()
+            .enumerate()
+            .map(|(i, nic)| plan::host_side(nic, i))
+            .collect::<Result<Vec<_>, _>>()?;
+        if sides.iter().all(|s| *s == HostSide::Nothing) {
+            return Ok(def);
+        }
+        let netlink = Netlink::open()?;
+        let mut counter = self.counter.lock().await;
+        let mut live = (*def).clone();
+        let mut created = Vec::new();
+        let result = plug_each(&netlink, &mut counter, &mut live, &sides, &mut created).await;
+        if let Err(error) = result {
+            for name in &created {
+                delete_tap(&netlink, name, &def.name).await;
+            }
+            return Err(error);
+        }
+        if !created.is_empty() {
+            self.owned().insert((def.uuid.clone(), id), created);
+        }
+        Ok(Arc::new(live))
+    }
+
+    /// After a service restart: the taps of a VM that still runs are its own again, and the
+    /// name counter moves past them (libvirt's `virNetDevReserveName`).
+    pub async fn adopt(&self, def: &DomainDef, id: i32) {
+        let taps = plan::owned_taps(def);
+        if taps.is_empty() {
+            return;
+        }
+        let mut counter = self.counter.lock().await;
+        for name in &taps {
+            counter.reserve(name);
+        }
+        self.owned().insert((def.uuid.clone(), id), taps);
+    }
+
+    /// The VM of run `id` of the domain `uuid` is gone: deletes the taps it owned. Failures
+    /// are logged; nothing here can stop the VM from being forgotten.
+    pub async fn release(&self, uuid: &str, id: i32, domain: &str) {
+        let Some(taps) = self.owned().remove(&(uuid.to_owned(), id)) else {
+            return;
+        };
+        self.delete_all(&taps, domain).await;
+    }
+
+    /// The VM of `live` ended while the service was away: deletes the taps its live
+    /// definition names as its own.
+    pub async fn remove_leftovers(&self, live: &DomainDef) {
+        let taps = plan::owned_taps(live);
+        if !taps.is_empty() {
+            self.delete_all(&taps, &live.name).await;
+        }
+    }
+
+    async fn delete_all(&self, taps: &[String], domain: &str) {
+        match Netlink::open() {
+            Ok(netlink) => {
+                for name in taps {
+                    delete_tap(&netlink, name, domain).await;
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%domain, ?taps, %error, "cannot delete the VM's taps");
+            }
+        }
+    }
+}
+
+/// Names and makes each managed tap of `live` in turn, filling in its name and MAC;
+/// `created` lists what exists so far, for the caller to undo on failure.
+async fn plug_each(
+    netlink: &Netlink,
+    counter: &mut names::NameCounter,
+    live: &mut DomainDef,
+    sides: &[HostSide],
+    created: &mut Vec<String>,
+) -> Result<(), NetError> {
+    // The names in use, listed once and only if a name must be generated.
+    let mut in_use = None;
+    for (index, side) in sides.iter().enumerate() {
+        let HostSide::Managed(tap) = side else {
+            continue;
+        };
+        let nic = &mut live.devices.interfaces[index];
+        let name = match &tap.name {
+            Some(name) => name.clone(),
+            None => {
+                if in_use.is_none() {
+                    in_use = Some(netlink.names().await?);
+                }
+                let taken = in_use.get_or_insert_default();
+                let name = counter.next(taken).ok_or(NetError::NoFreeName)?;
+                taken.insert(name.clone());
+                name
+            }
+        };
+        let guest_mac = match nic.mac.as_deref().and_then(names::parse_mac) {
+            Some(mac) => mac,
+            None => {
+                let random = uuid::Uuid::new_v4();
+                let b = random.as_bytes();
+                let mac = names::generated_guest_mac([b[0], b[1], b[2]]);
+                nic.mac = Some(names::format_mac(mac));
+                mac
+            }
+        };
+        make_tap(netlink, tap, &name, guest_mac, created).await?;
+        nic.target_dev = Some(name);
+    }
+    Ok(())
+}
+
+/// Creates and sets up one managed tap (libvirt's `virNetDevTapCreateInBridgePort` order:
+/// MAC before the bridge, so the bridge never sees a random one; the bridge's MTU before
+/// joining, so the bridge's own does not change; up last). `created` gets the name as soon
+/// as the tap exists.
+async fn make_tap(
+    netlink: &Netlink,
+    tap: &ManagedTap,
+    name: &str,
+    guest_mac: [u8; 6],
+    created: &mut Vec<String>,
+) -> Result<(), NetError> {
+    if let Some(existing) = netlink.device(name).await? {
+        return Err(if existing.is_tap() {
+            NetError::TapExists(name.to_owned())
+        } else {
+            NetError::NotATap {
+                name: name.to_owned(),
+                kind: existing.describe_kind(),
+            }
+        });
+    }
+    let bridge = match &tap.bridge {
+        None => None,
+        Some(bridge) => match netlink.device(bridge).await? {
+            Some(device) if device.is_bridge() => Some(device),
+            Some(device) => {
+                return Err(NetError::NotABridge {
+                    name: bridge.clone(),
+                    kind: device.describe_kind(),
+                });
+            }
+            None => return Err(NetError::NoBridge(bridge.clone())),
+        },
+    };
+    tap::create_persistent(name, tap.vnet_hdr)?;
+    created.push(name.to_owned());
+    let device = netlink
+        .device(name)
+        .await?
+        .ok_or_else(|| NetError::Netlink {
+            what: format!("find tap '{name}' after creating it"),
+            message: "it is gone".into(),
+        })?;
+    netlink.set_mac(&device, names::tap_mac(guest_mac)).await?;
+    if let Some(bridge) = &bridge {
+        if let Some(mtu) = bridge.mtu {
+            netlink.set_mtu(&device, mtu).await?;
+        }
+        netlink.attach(&device, bridge).await?;
+    }
+    netlink.set_up(&device).await
+}
+
+/// Deletes the tap `name` if it is one (never another kind of device that took the name).
+async fn delete_tap(netlink: &Netlink, name: &str, domain: &str) {
+    match netlink.device(name).await {
+        Ok(None) => {}
+        Ok(Some(device)) if device.is_tap() => match netlink.delete(&device).await {
+            Ok(()) => tracing::info!(%domain, tap = %name, "deleted the VM's tap"),
+            Err(error) => {
+                tracing::warn!(%domain, tap = %name, %error, "cannot delete the VM's tap")
+            }
+        },
+        Ok(Some(device)) => {
+            tracing::warn!(%domain, name = %name, kind = %device.describe_kind(), "the VM's tap name now belongs to another kind of device; left alone")
+        }
+        Err(error) => tracing::warn!(%domain, tap = %name, %error, "cannot look up the VM's tap"),
+    }
+}
