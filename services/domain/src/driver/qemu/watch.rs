@@ -121,9 +121,21 @@ impl QemuDriver {
         if !self.is_current(vm) || locked.old.id != vm.id || !locked.old.is_active() {
             return Ok(());
         }
-        // A `STOP` or `RESUME` may be stale: our own `cont` at start and a suspend or resume
-        // right after it queue theirs before the watcher gets to them, and the job already
-        // set the state. QEMU's present run state, asked under the job lock, is the truth.
+        // A `STOP` or `RESUME` that confirms the state (our own suspend or resume set it) is
+        // dropped at once, without a QMP round trip under the lock: a resume right after a
+        // suspend would wait behind it.
+        let confirms = match change {
+            GuestChange::Stopped => locked.old.state != State::Running,
+            GuestChange::Resumed => locked.old.state != State::Paused,
+            _ => false,
+        };
+        if confirms {
+            return Ok(());
+        }
+        // One that would change it may be stale: our own `cont` at start and a suspend or
+        // resume right after it queue theirs before the watcher gets to them, and the job
+        // already set the state. QEMU's present run state, asked under the job lock, is the
+        // truth.
         if matches!(change, GuestChange::Stopped | GuestChange::Resumed) {
             let status = vm
                 .monitor
