@@ -28,9 +28,21 @@ pub enum WatchError {
 }
 
 impl WatchError {
-    /// OUT_OF_RANGE with the machine reason RESYNC_NEEDED.
+    /// OUT_OF_RANGE with the machine reason RESYNC_NEEDED; for events no longer retained the
+    /// metadata `oldest` names the oldest retained sequence, so a client may replay what is
+    /// still there (after a restart of the service: its catch-up events) by resuming after
+    /// `oldest - 1`.
     pub fn to_status(&self) -> tonic::Status {
-        crate::status::with_reason(tonic::Code::OutOfRange, self.to_string(), "RESYNC_NEEDED")
+        let metadata = match self {
+            WatchError::ResyncNeeded { oldest, .. } => vec![("oldest".into(), oldest.to_string())],
+            WatchError::Lagged(_) => Vec::new(),
+        };
+        crate::status::with_reason_and_metadata(
+            tonic::Code::OutOfRange,
+            self.to_string(),
+            "RESYNC_NEEDED",
+            metadata,
+        )
     }
 }
 

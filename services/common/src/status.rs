@@ -7,11 +7,19 @@ pub const ERROR_DOMAIN: &str = "virtplane.dev";
 
 /// A status with `code`, a human `message` and the machine `reason` (e.g. "DOMAIN_NOT_FOUND").
 pub fn with_reason(code: tonic::Code, message: impl Into<String>, reason: &str) -> tonic::Status {
-    let details = ErrorDetails::with_error_info(
-        reason,
-        ERROR_DOMAIN,
-        std::collections::HashMap::<String, String>::new(),
-    );
+    with_reason_and_metadata(code, message, reason, [])
+}
+
+/// As [`with_reason`], with machine-readable facts in the ErrorInfo's metadata (what a
+/// client needs to act on the error, e.g. where to resume a watch).
+pub fn with_reason_and_metadata(
+    code: tonic::Code,
+    message: impl Into<String>,
+    reason: &str,
+    metadata: impl IntoIterator<Item = (String, String)>,
+) -> tonic::Status {
+    let metadata: std::collections::HashMap<String, String> = metadata.into_iter().collect();
+    let details = ErrorDetails::with_error_info(reason, ERROR_DOMAIN, metadata);
     tonic::Status::with_error_details(code, message, details)
 }
 

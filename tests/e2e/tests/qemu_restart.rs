@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use virtplane_common::client::connect_channel;
 use virtplane_common::server::ListenAddr;
-use virtplane_e2e::Stack;
+use virtplane_e2e::{Stack, wait_for_line, watch_events};
 use virtplane_proto::v1 as pb;
 use virtplane_proto::v1::domain_service_client::DomainServiceClient;
 
@@ -213,6 +213,12 @@ async fn vms_survive_a_killed_service_cgroup() {
     }
     let vms_before = stack.qemu_pids();
     assert_eq!(vms_before.len(), 3, "three QEMUs recorded");
+    // A user watching events across the restart (through the gateway, which stays up).
+    let (watcher, lines) = watch_events(&stack);
+    stack.ok(&["suspend", "a"]);
+    wait_for_line(&lines, "for domain 'a': Suspended");
+    stack.ok(&["resume", "a"]);
+    wait_for_line(&lines, "for domain 'a': Resumed");
 
     cgroup.kill_all();
     stack.reap_domaind();
@@ -225,7 +231,7 @@ async fn vms_survive_a_killed_service_cgroup() {
     power_button(&qmp_socket_of(&stack, "g"));
 
     stack.start_domaind();
-    assert_eq!(state_line(&stack, "a"), "running (booted)");
+    assert_eq!(state_line(&stack, "a"), "running (unpaused)");
     assert_eq!(state_line(&stack, "b"), "paused (user)");
     assert_eq!(state_line(&stack, "g"), "shut off (shutdown)");
 
@@ -262,6 +268,16 @@ async fn vms_survive_a_killed_service_cgroup() {
             ("g".to_string(), "finished".to_string()),
             ("g".to_string(), "shutdown".to_string())
         ]
+    );
+
+    // The watcher was told of the restart and got the catch-up events, as virtctl prints them.
+    let mut told = wait_for_line(&lines, "the service restarted since event");
+    told.extend(wait_for_line(&lines, "for domain 'g': Stopped Shutdown"));
+    drop(watcher);
+    assert!(
+        told.iter()
+            .any(|l| l.contains("for domain 'g': Shutdown Finished")),
+        "{told:#?}"
     );
 
     // Controllable after the restart.

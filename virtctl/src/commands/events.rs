@@ -5,8 +5,11 @@
 //! deadline); at the end "events received: N", and exit code 1 if none arrived.
 //!
 //! What virsh cannot do and this does: every event carries a sequence number, so a dropped
-//! connection is resumed from the last event seen, and nothing is lost or printed twice. If the server no longer holds the events after that point (OUT_OF_RANGE,
-//! reason RESYNC_NEEDED), virtctl says events were missed and goes on with new ones.
+//! connection is resumed from the last event seen, and nothing is lost or printed twice. If the
+//! server no longer holds the events after that point (OUT_OF_RANGE, reason RESYNC_NEEDED),
+//! virtctl says events were missed and replays what the server still holds (the error names
+//! the oldest retained sequence): after a restart of the service, that is everything of its
+//! new run, starting with the events of what the VMs did while it was down.
 
 use std::time::Duration;
 
@@ -98,6 +101,9 @@ async fn watch(ctx: &mut Ctx, a: &EventArgs, count: &mut u64) -> Result<(), Erro
     // A first call that fails is reported at once (a wrong address should not loop); once
     // a stream has been open, losing it is a reason to reconnect.
     let mut connected_once = false;
+    // Replays asked for in a row: events may outrun a replay point; after a few tries the
+    // watch goes on with new events only.
+    let mut replays = 0;
     loop {
         // No deadline on the stream: it is meant to stay open.
         let req = tonic::Request::new(pb::WatchRequest {
@@ -147,12 +153,30 @@ async fn watch(ctx: &mut Ctx, a: &EventArgs, count: &mut u64) -> Result<(), Erro
             }
         };
         if resync_needed(&status) {
-            eprint_line(format!(
-                "warning: the server no longer holds the events after sequence {last}: some events were missed; continuing with new events"
-            ));
-            last = 0;
+            match replay_point(&status, last).filter(|_| replays < MAX_REPLAYS) {
+                Some(Replay::Restarted(from)) => {
+                    eprint_line(format!(
+                        "the service restarted since event {last}: events of its downtime are gone; replaying what it reported since it came back"
+                    ));
+                    last = from;
+                }
+                Some(Replay::FellBehind(from)) => {
+                    eprint_line(format!(
+                        "warning: the server no longer holds the events after sequence {last}: some events were missed; replaying from the oldest it holds"
+                    ));
+                    last = from;
+                }
+                None => {
+                    eprint_line(format!(
+                        "warning: the server no longer holds the events after sequence {last}: some events were missed; continuing with new events"
+                    ));
+                    last = 0;
+                }
+            }
+            replays += 1;
             continue;
         }
+        replays = 0;
         let retry = connected_once && retryable(status.code());
         let err = Error::from_status(status, &ctx.conn.server);
         if !retry {
@@ -165,6 +189,34 @@ async fn watch(ctx: &mut Ctx, a: &EventArgs, count: &mut u64) -> Result<(), Erro
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(BACKOFF_MAX);
     }
+}
+
+/// Resync attempts that replay retained events before settling for new events only.
+const MAX_REPLAYS: u32 = 3;
+
+/// Where to resume after RESYNC_NEEDED, from the oldest sequence the server still holds.
+#[derive(Debug, PartialEq, Eq)]
+enum Replay {
+    /// The server's epoch (high 32 bits) changed: it restarted, and what it holds is all of
+    /// its new run, the events of its reattach catch-up first.
+    Restarted(u64),
+    /// Same run, but the resume point fell out of the retained window.
+    FellBehind(u64),
+}
+
+fn replay_point(status: &Status, last: u64) -> Option<Replay> {
+    let oldest: u64 = status
+        .get_details_error_info()?
+        .metadata
+        .get("oldest")?
+        .parse()
+        .ok()?;
+    let from = oldest.checked_sub(1)?;
+    Some(if last >> 32 != oldest >> 32 {
+        Replay::Restarted(from)
+    } else {
+        Replay::FellBehind(from)
+    })
 }
 
 /// OUT_OF_RANGE on a watch means the resume point fell out of the retained window. A server
@@ -349,6 +401,33 @@ mod tests {
         ));
         assert!(wanted(&args(&["--event", "lifecycle"]), &e));
         assert!(!wanted(&args(&["--event", "config-changed"]), &e));
+    }
+
+    #[test]
+    fn replay_point_after_a_restart_or_falling_behind() {
+        let status = |oldest: Option<u64>| {
+            let meta: Vec<(String, String)> = oldest
+                .map(|o| ("oldest".into(), o.to_string()))
+                .into_iter()
+                .collect();
+            let details = tonic_types::ErrorDetails::with_error_info(
+                "RESYNC_NEEDED",
+                "virtplane.dev",
+                meta.into_iter()
+                    .collect::<std::collections::HashMap<_, _>>(),
+            );
+            Status::with_error_details(tonic::Code::OutOfRange, "resync", details)
+        };
+        let epoch = |e: u64, n: u64| (e << 32) | n;
+        assert_eq!(
+            replay_point(&status(Some(epoch(8, 1))), epoch(7, 40)),
+            Some(Replay::Restarted(epoch(8, 0)))
+        );
+        assert_eq!(
+            replay_point(&status(Some(epoch(7, 900))), epoch(7, 40)),
+            Some(Replay::FellBehind(epoch(7, 899)))
+        );
+        assert_eq!(replay_point(&status(None), epoch(7, 40)), None);
     }
 
     #[test]
