@@ -30,6 +30,10 @@ pub struct Snapshot {
     pub autostart: bool,
     /// When the domain was last started (for the test driver's CPU time).
     pub started_at: Option<std::time::SystemTime>,
+    /// Taints of the current run (libvirt's VIR_DOMAIN_TAINT_*, e.g. `custom-monitor` once a
+    /// raw monitor command was sent): reported by dominfo, kept across a service restart in
+    /// the status file, gone when the domain stops.
+    pub run_taints: Vec<String>,
     /// False until the first define/create of this object is durable; hidden from readers.
     pub visible: bool,
     /// Set when the domain left the list, so a job that waited for the lock knows.
@@ -194,6 +198,7 @@ impl DomainList {
                 persistent: false,
                 autostart: false,
                 started_at: None,
+                run_taints: Vec::new(),
                 visible: false,
                 removed: false,
             })),

@@ -430,6 +430,7 @@ mod tests {
             persistent: true,
             autostart: false,
             started_at: None,
+            run_taints: Vec::new(),
             visible: true,
             removed: false,
         }

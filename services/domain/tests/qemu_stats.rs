@@ -169,6 +169,7 @@ fn running(def: DomainDef) -> Snapshot {
         persistent: true,
         autostart: false,
         started_at: Some(SystemTime::now()),
+        run_taints: Vec::new(),
         visible: true,
         removed: false,
     }

@@ -182,8 +182,14 @@ fn qemu_monitor_and_stats_through_the_gateway() {
     stack.ok(&["define", &file]);
     stack.ok(&["start", "vm"]);
 
+    let info = stack.ok(&["dominfo", "vm"]);
+    assert!(!info.contains("tainted"), "{info}");
+
     // Raw QMP, HMP, and the reply options.
     let reply = stack.ok(&["qemu-monitor-command", "vm", QUERY_STATUS]);
+    // As libvirt: the run is tainted by the first raw monitor command, once.
+    let info = stack.ok(&["dominfo", "vm"]);
+    assert_eq!(info.matches("tainted: custom-monitor").count(), 1, "{info}");
     let v: serde_json::Value = serde_json::from_str(reply.trim()).unwrap();
     assert_eq!(v["return"]["status"], "running", "{reply}");
     let wrapped = stack.ok(&[
@@ -284,5 +290,8 @@ fn qemu_monitor_and_stats_through_the_gateway() {
             "no RESUME of the restarted VM (hang guard)"
         );
     }
+    // A new run starts untainted.
+    let info = stack.ok(&["dominfo", "vm"]);
+    assert!(!info.contains("tainted"), "{info}");
     stack.ok(&["destroy", "vm"]);
 }

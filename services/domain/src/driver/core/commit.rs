@@ -70,6 +70,7 @@ impl Core {
                         || old.reason != next.reason
                         || old.persistent != next.persistent
                         || old.started_at != next.started_at
+                        || old.run_taints != next.run_taints
                         || !Arc::ptr_eq(&old.def, &next.def);
                     changed.then(|| status_file(&next))
                 } else {
@@ -153,6 +154,7 @@ fn status_file(snapshot: &Snapshot) -> String {
         id: snapshot.id,
         persistent: snapshot.persistent,
         started_at: snapshot.started_at,
+        taints: snapshot.run_taints.clone(),
         live_xml: secure_xml(&snapshot.def),
     }
     .encode()

@@ -73,6 +73,7 @@ impl Core {
                         id: status.id,
                         autostart: stored.autostart,
                         started_at: status.started_at,
+                        run_taints: status.taints,
                         visible: true,
                         removed: false,
                     }
@@ -86,6 +87,7 @@ impl Core {
                     persistent: true,
                     autostart: stored.autostart,
                     started_at: None,
+                    run_taints: Vec::new(),
                     visible: true,
                     removed: false,
                 },

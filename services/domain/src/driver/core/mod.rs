@@ -115,6 +115,7 @@ impl Core {
         next.def = live;
         next.id = id;
         next.started_at = Some(SystemTime::now());
+        next.run_taints.clear();
         next.visible = true;
         let mut events = vec![EventBody::Lifecycle(Lifecycle::Started, "booted")];
         if paused {
@@ -149,6 +150,7 @@ impl Core {
         next.reason = reason;
         next.id = -1;
         next.started_at = None;
+        next.run_taints.clear();
         Outcome::Update(next, events)
     }
 
@@ -219,6 +221,24 @@ impl Core {
         Ok(())
     }
 
+    /// Marks the current run of an active domain as tainted (libvirt's qemuDomainObjTaint):
+    /// once per run, logged, kept in the status file, shown by dominfo until it stops.
+    pub async fn taint(&self, domain: &DomainRef, taint: &str) -> Result<()> {
+        let locked = self.begin(domain).await?;
+        if !locked.old.is_active() || locked.old.run_taints.iter().any(|t| t == taint) {
+            return Ok(());
+        }
+        tracing::warn!(domain = %locked.old.def.name, id = locked.old.id, %taint, "domain is tainted");
+        let mut next = (*locked.old).clone();
+        next.run_taints.push(taint.to_owned());
+        self.commit(
+            &locked.object,
+            &locked.old,
+            Outcome::Update(next, Vec::new()),
+        )
+        .await
+    }
+
     /// virDomainGetInfo and friends from a snapshot; only the CPU time is the driver's.
     pub fn info(snapshot: &Snapshot, cpu_time_ns: u64) -> Info {
         let def = &snapshot.def;
@@ -226,6 +246,7 @@ impl Core {
         if def.has_qemu_commandline() {
             tainted.push("custom-argv".to_owned());
         }
+        tainted.extend(snapshot.run_taints.iter().cloned());
         Info {
             summary: snapshot.summary(),
             os_type: def.os.os_type.clone(),

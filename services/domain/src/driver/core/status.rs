@@ -12,6 +12,8 @@ pub struct Status {
     pub id: i32,
     pub persistent: bool,
     pub started_at: Option<SystemTime>,
+    /// The run's taints (`Snapshot::run_taints`); written only when there are any.
+    pub taints: Vec<String>,
     pub live_xml: String,
 }
 
@@ -60,8 +62,13 @@ impl Status {
             .started_at
             .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
             .map_or(0, |d| d.as_millis());
+        let taints = if self.taints.is_empty() {
+            String::new()
+        } else {
+            format!(" taints={}", self.taints.join(","))
+        };
         format!(
-            "state={} reason={} id={} persistent={} started_ms={started}\n{}",
+            "state={} reason={} id={} persistent={} started_ms={started}{taints}\n{}",
             word(STATES, self.state),
             word(REASONS, self.reason),
             self.id,
@@ -80,6 +87,7 @@ impl Status {
             id: -1,
             persistent: false,
             started_at: None,
+            taints: Vec::new(),
             live_xml: live_xml.to_owned(),
         };
         for pair in header.split_whitespace() {
@@ -94,6 +102,7 @@ impl Status {
                 "reason" => status.reason = value(REASONS, val).unwrap_or(Reason::Unknown),
                 "id" => status.id = val.parse().map_err(|_| format!("bad id '{val}'"))?,
                 "persistent" => status.persistent = val == "yes",
+                "taints" => status.taints = val.split(',').map(str::to_owned).collect(),
                 "started_ms" => {
                     let ms: u64 = val.parse().map_err(|_| format!("bad start time '{val}'"))?;
                     status.started_at = (ms > 0).then(|| UNIX_EPOCH + Duration::from_millis(ms));
@@ -117,6 +126,7 @@ mod tests {
             id: 7,
             persistent: true,
             started_at: Some(UNIX_EPOCH + Duration::from_millis(1_700_000_000_123)),
+            taints: vec!["custom-monitor".into()],
             live_xml: "<domain type='test'>\n</domain>\n".into(),
         };
         assert_eq!(Status::decode(&status.encode()).unwrap(), status);

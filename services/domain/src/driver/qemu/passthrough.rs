@@ -62,7 +62,8 @@ pub async fn monitor_command(
 }
 
 impl QemuDriver {
-    /// virDomainQemuMonitorCommand on a running domain. Takes no job lock: the monitor
+    /// virDomainQemuMonitorCommand on a running domain. Takes the job lock only to taint the
+    /// run the first time (`custom-monitor`); the command itself runs without it: the monitor
     /// serves concurrent callers, and an expert's query should not wait behind a hotplug.
     pub(super) async fn monitor_command_on(
         &self,
@@ -70,6 +71,9 @@ impl QemuDriver {
         command: &str,
         hmp: bool,
     ) -> Result<String> {
+        self.running_vm(domain)?;
+        // As libvirt: the run is tainted before the command goes out, whatever it does.
+        self.core.taint(domain, "custom-monitor").await?;
         let (snapshot, vm) = self.running_vm(domain)?;
         monitor_command(&vm.monitor, &snapshot.def.name, command, hmp).await
     }

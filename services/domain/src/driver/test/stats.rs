@@ -87,6 +87,7 @@ mod tests {
             started_at: state
                 .is_active()
                 .then(|| SystemTime::now() - std::time::Duration::from_secs(2)),
+            run_taints: Vec::new(),
             visible: true,
             removed: false,
         }
