@@ -104,6 +104,47 @@ impl QemuDriver {
             .await
     }
 
+    /// The guest released a device after the detach call that asked for it gave up waiting
+    /// (libvirt's processDeviceDeletedEvent): the disk leaves the live definition and its
+    /// block nodes go. Runs from the watcher under the job lock; a detach job in progress
+    /// consumes its own DEVICE_DELETED and has removed the disk by the time this looks, so
+    /// then there is nothing to do.
+    pub(super) async fn finish_late_unplug(
+        &self,
+        vm: &Vm,
+        locked: &crate::driver::core::Locked,
+        id: &str,
+    ) -> Result<()> {
+        let def = &locked.old.def;
+        let Some(index) = def.devices.disks.iter().position(|disk| {
+            let own = disk
+                .info
+                .alias
+                .clone()
+                .or_else(|| argv::disk_device_id(def, disk).ok());
+            own.as_deref() == Some(id)
+        }) else {
+            return Ok(());
+        };
+        let disk = &def.devices.disks[index];
+        let nodes = orphan_nodes(&vm.monitor, disk)
+            .await
+            .map_err(|e| errors::monitor(&def.name, "finish the detach of a disk of", e))?;
+        remove_nodes(&vm.monitor, &def.name, &nodes).await;
+        let mut live = (**def).clone();
+        live.devices.disks.remove(index);
+        let mut next = (*locked.old).clone();
+        next.def = Arc::new(live);
+        tracing::info!(domain = %def.name, disk = %disk.target.dev, device = %id, "the guest released the disk late; detach finished");
+        self.core
+            .commit(
+                &locked.object,
+                &locked.old,
+                Outcome::Update(next, vec![EventBody::ConfigChanged("device-removed")]),
+            )
+            .await
+    }
+
     fn argv_context(&self, vm: &Vm) -> ArgvContext {
         ArgvContext {
             emulator: self.config.emulator.clone(),

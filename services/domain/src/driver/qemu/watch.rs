@@ -40,6 +40,10 @@ pub(super) enum GuestChange {
         guest: bool,
     },
     Panicked,
+    /// QMP `DEVICE_DELETED` of a device with an id: the guest released a hot-unplugged device.
+    DeviceDeleted {
+        id: String,
+    },
     /// QEMU exited (its monitor closed).
     Exited,
 }
@@ -62,6 +66,9 @@ impl GuestChange {
                 guest: event.data.get("guest").and_then(Value::as_bool) == Some(true),
             },
             "GUEST_PANICKED" => GuestChange::Panicked,
+            "DEVICE_DELETED" => GuestChange::DeviceDeleted {
+                id: event.data.get("device").and_then(Value::as_str)?.to_owned(),
+            },
             _ => return None,
         })
     }
@@ -148,6 +155,9 @@ impl QemuDriver {
         }
         let old = &locked.old;
         let outcome = match change {
+            GuestChange::DeviceDeleted { id } => {
+                return self.finish_late_unplug(vm, &locked, &id).await;
+            }
             GuestChange::Stopped => (old.state == State::Running).then(|| {
                 Core::moved(
                     old,
