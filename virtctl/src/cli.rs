@@ -397,6 +397,9 @@ pub struct AutostartArgs {
 pub enum EventKind {
     Lifecycle,
     ConfigChanged,
+    Reboot,
+    DeviceAdded,
+    DeviceRemoved,
 }
 
 impl EventKind {
@@ -404,6 +407,9 @@ impl EventKind {
         match self {
             EventKind::Lifecycle => "lifecycle",
             EventKind::ConfigChanged => "config-changed",
+            EventKind::Reboot => "reboot",
+            EventKind::DeviceAdded => "device-added",
+            EventKind::DeviceRemoved => "device-removed",
         }
     }
 }

@@ -340,6 +340,14 @@ pub enum EventBody {
     },
     /// The guest rebooted or was reset (virsh's `reboot` event).
     Reboot,
+    /// virsh's `device-added` event: the alias of a hot-plugged device.
+    DeviceAdded {
+        alias: String,
+    },
+    /// virsh's `device-removed` event: the alias of a device the guest released.
+    DeviceRemoved {
+        alias: String,
+    },
     /// A body this virtctl does not know yet (a newer server).
     Unknown,
 }
@@ -351,6 +359,8 @@ impl EventBody {
             EventBody::Lifecycle { .. } => "lifecycle",
             EventBody::ConfigChanged { .. } => "config-changed",
             EventBody::Reboot => "reboot",
+            EventBody::DeviceAdded { .. } => "device-added",
+            EventBody::DeviceRemoved { .. } => "device-removed",
             EventBody::Unknown => "unknown",
         }
     }
@@ -387,6 +397,12 @@ impl Event {
                 what: c.what.clone(),
             },
             Some(pb::domain_event::Body::Reboot(_)) => EventBody::Reboot,
+            Some(pb::domain_event::Body::DeviceAdded(d)) => EventBody::DeviceAdded {
+                alias: d.alias.clone(),
+            },
+            Some(pb::domain_event::Body::DeviceRemoved(d)) => EventBody::DeviceRemoved {
+                alias: d.alias.clone(),
+            },
             None => EventBody::Unknown,
         };
         Event {

@@ -193,6 +193,10 @@ pub enum EventBody {
     ConfigChanged(&'static str),
     /// The guest rebooted or was reset.
     Reboot,
+    /// A device was hot-plugged; its alias (libvirt's VIR_DOMAIN_EVENT_ID_DEVICE_ADDED).
+    DeviceAdded(String),
+    /// A hot-unplugged device is gone from the guest; its alias (…_DEVICE_REMOVED).
+    DeviceRemoved(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

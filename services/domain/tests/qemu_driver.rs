@@ -80,7 +80,9 @@ async fn drain(
                 seen.push((format!("{kind:?}"), detail.to_owned()))
             }
             EventBody::Reboot => seen.push(("Reboot".into(), String::new())),
-            EventBody::ConfigChanged(_) => {}
+            EventBody::ConfigChanged(_)
+            | EventBody::DeviceAdded(_)
+            | EventBody::DeviceRemoved(_) => {}
         }
     }
     seen

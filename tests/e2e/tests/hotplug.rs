@@ -10,7 +10,9 @@
 
 use std::path::Path;
 
-use virtplane_e2e::{ADMIN_TOKEN, OPERATOR_TOKEN, Stack, VIEWER_TOKEN};
+use virtplane_e2e::{
+    ADMIN_TOKEN, OPERATOR_TOKEN, Stack, VIEWER_TOKEN, wait_for_line, watch_events,
+};
 
 const NAME: &str = "e2e-hotplug";
 
@@ -78,6 +80,7 @@ fn disks_through_the_gateway() {
     let xml = stack.file("vm.xml", &domain_xml());
     stack.ok(&["define", &xml]);
     stack.ok(&["start", NAME]);
+    let (watcher, events) = watch_events(&stack);
 
     // A virtio disk, live.
     let out = stack.ok(&[
@@ -95,6 +98,11 @@ fn disks_through_the_gateway() {
     let live = stack.ok(&["dumpxml", NAME]);
     assert!(live.contains("<alias name='virtio-disk1'/>"), "{live}");
     assert!(live.contains("<address type='pci'"), "{live}");
+    // virsh's device-added event, naming the alias.
+    wait_for_line(
+        &events,
+        &format!("event 'device-added' for domain '{NAME}': virtio-disk1"),
+    );
 
     // The viewer may look but not attach or detach.
     let denied = stack.fails(
@@ -124,6 +132,13 @@ fn disks_through_the_gateway() {
     let out = stack.ok(&["detach-disk", NAME, &scsi, "--live"]);
     assert_eq!(out.trim(), "Disk detached successfully");
     assert_eq!(targets(&stack, &[]), ["vdb"]);
+    let seen = wait_for_line(&events, "event 'device-removed'");
+    assert!(
+        seen.last()
+            .is_some_and(|l| l.contains(&format!("for domain '{NAME}': scsi"))),
+        "{seen:#?}"
+    );
+    drop(watcher);
 
     // The live definition survives a crash of the domain service.
     stack.kill_domaind();

@@ -36,7 +36,13 @@ enum Ending {
 
 pub async fn event(ctx: &mut Ctx, a: EventArgs) -> Result<(), Error> {
     if a.list {
-        for name in ["lifecycle", "config-changed", "reboot"] {
+        for name in [
+            "lifecycle",
+            "config-changed",
+            "reboot",
+            "device-added",
+            "device-removed",
+        ] {
             ctx.out.line(name)?;
         }
         return Ok(());
@@ -284,6 +290,8 @@ pub fn event_text(e: &Event) -> String {
             format!("{} {}", kind.virsh_word(), virsh_detail(*kind, detail))
         }
         EventBody::ConfigChanged { what } => what.clone(),
+        // virsh: "event 'device-removed' for domain 'NAME': virtio-disk1".
+        EventBody::DeviceAdded { alias } | EventBody::DeviceRemoved { alias } => alias.clone(),
         // virsh: "event 'reboot' for domain 'NAME'", nothing after.
         EventBody::Reboot => {
             return format!("event 'reboot' for domain '{}'", e.domain);

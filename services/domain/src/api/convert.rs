@@ -213,6 +213,12 @@ pub fn event(event: Event) -> pb::DomainEvent {
             })
         }
         EventBody::Reboot => pb::domain_event::Body::Reboot(pb::RebootEvent {}),
+        EventBody::DeviceAdded(alias) => {
+            pb::domain_event::Body::DeviceAdded(pb::DeviceAddedEvent { alias })
+        }
+        EventBody::DeviceRemoved(alias) => {
+            pb::domain_event::Body::DeviceRemoved(pb::DeviceRemovedEvent { alias })
+        }
     };
     pb::DomainEvent {
         sequence,

@@ -58,17 +58,22 @@ impl QemuDriver {
             Some(config) => device_edit::attach_disk_config(config, disk.clone()),
             None => Ok(()),
         })?;
+        let dev = disk.target.dev.clone();
+        let mut events = Vec::new();
         if targets.live {
             let vm = self.vm_of(old)?;
             let live = self.plug_disk(&vm, &old.def, disk).await?;
+            // libvirt's VIR_DOMAIN_EVENT_ID_DEVICE_ADDED names the device by its alias.
+            let index = device_edit::find_disk_live(&live, &dev)?;
+            let alias = live.devices.disks[index].info.alias.clone();
+            events.push(EventBody::DeviceAdded(alias.unwrap_or(dev)));
             next.def = Arc::new(live);
         }
+        if targets.config {
+            events.push(EventBody::ConfigChanged("device-added"));
+        }
         self.core
-            .commit(
-                &locked.object,
-                &locked.old,
-                Outcome::Update(next, vec![EventBody::ConfigChanged("device-added")]),
-            )
+            .commit(&locked.object, &locked.old, Outcome::Update(next, events))
             .await
     }
 
@@ -90,17 +95,22 @@ impl QemuDriver {
             Some(config) => device_edit::detach_disk_config(config, &dev).map(|_| ()),
             None => Ok(()),
         })?;
+        let mut events = Vec::new();
         if targets.live {
             let vm = self.vm_of(old)?;
+            let index = device_edit::find_disk_live(&old.def, &dev)?;
+            let alias = old.def.devices.disks[index].info.alias.clone();
             let live = self.unplug_disk(&vm, &old.def, &dev).await?;
+            events.push(EventBody::DeviceRemoved(
+                alias.unwrap_or_else(|| dev.clone()),
+            ));
             next.def = Arc::new(live);
         }
+        if targets.config {
+            events.push(EventBody::ConfigChanged("device-removed"));
+        }
         self.core
-            .commit(
-                &locked.object,
-                &locked.old,
-                Outcome::Update(next, vec![EventBody::ConfigChanged("device-removed")]),
-            )
+            .commit(&locked.object, &locked.old, Outcome::Update(next, events))
             .await
     }
 
@@ -140,7 +150,7 @@ impl QemuDriver {
             .commit(
                 &locked.object,
                 &locked.old,
-                Outcome::Update(next, vec![EventBody::ConfigChanged("device-removed")]),
+                Outcome::Update(next, vec![EventBody::DeviceRemoved(id.to_owned())]),
             )
             .await
     }
