@@ -260,6 +260,37 @@ fn disks_are_checked() {
         &with_devices("<disk><target dev='vda'/><boot order='0'/></disk>"),
         &["invalid value '0' for <devices>/<disk>/<boot> attribute 'order'"],
     );
+    refused(
+        &with_devices(
+            "<disk><source file='/a' startupPolicy='sometimes'/><target dev='vda'/></disk>",
+        ),
+        &["invalid value 'sometimes' for <devices>/<disk>/<source> attribute 'startupPolicy'"],
+    );
+    refused(
+        &with_devices(
+            "<disk><source file='/a' startupPolicy='requisite'/><target dev='vda'/></disk>",
+        ),
+        &[
+            "startupPolicy='requisite'",
+            "disk 'vda'",
+            "only for a cdrom or floppy",
+        ],
+    );
+    refused(
+        &with_devices(
+            "<disk type='network'><source protocol='nbd' name='x' startupPolicy='optional'/>\
+             <target dev='vda'/></disk>",
+        ),
+        &["not allowed for a disk of type 'network'"],
+    );
+    refused(
+        &with_devices("<disk><target dev='vda'/><acpi index='0'/></disk>"),
+        &["invalid value '0' for <devices>/<disk>/<acpi> attribute 'index'"],
+    );
+    refused(
+        &with_devices("<disk><target dev='vda'/><transient shareBacking='maybe'/></disk>"),
+        &["invalid value 'maybe' for <devices>/<disk>/<transient> attribute 'shareBacking'"],
+    );
 }
 
 #[test]

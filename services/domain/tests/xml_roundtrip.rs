@@ -384,3 +384,35 @@ fn libvirt_corpus_round_trips() {
     }
     println!("accepted {ok}, refused {refused}");
 }
+
+#[test]
+fn acpi_index_startup_policy_and_transient_are_modelled() {
+    let text = "<domain type='kvm'><name>vm</name><memory>1024</memory><os><type>hvm</type></os>\
+        <devices>\
+        <disk type='file' device='cdrom'><source file='/a.iso' startupPolicy='optional'/>\
+        <target dev='hdc' bus='ide'/><readonly/></disk>\
+        <disk type='file' device='disk'><source file='/b.qcow2'/><target dev='vda' bus='virtio'/>\
+        <transient shareBacking='yes'/><acpi index='42'/></disk>\
+        <interface type='user'><model type='virtio'/><acpi index='100'/>\
+        <address type='pci' domain='0x0000' bus='0x00' slot='0x05' function='0x0'/></interface>\
+        </devices></domain>";
+    let def = parse_domain(text).unwrap();
+    assert!(
+        def.unknown_elements().is_empty(),
+        "{:?}",
+        def.unknown_elements()
+    );
+    let disks = &def.devices.disks;
+    assert_eq!(
+        disks[0].source.as_ref().unwrap().startup_policy.as_deref(),
+        Some("optional")
+    );
+    let transient = disks[1].transient.as_ref().unwrap();
+    assert_eq!(transient.share_backing.as_deref(), Some("yes"));
+    assert_eq!(disks[1].info.acpi_index, Some(42));
+    assert_eq!(def.devices.interfaces[0].info.acpi_index, Some(100));
+    let out = assert_stable("acpi-index", &def);
+    assert!(out.contains("startupPolicy='optional'"), "{out}");
+    assert!(out.contains("<acpi index='100'/>"), "{out}");
+    assert!(out.contains("<transient shareBacking='yes'/>"), "{out}");
+}

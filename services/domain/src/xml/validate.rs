@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use virtplane_common::names::validate_name;
 
+use super::devices::{Disk, DiskDevice};
 use super::domain::DomainDef;
 use super::error::XmlError;
 
@@ -91,6 +92,7 @@ impl DomainDef {
                     format!("target dev '{dev}' is used by more than one disk"),
                 ));
             }
+            validate_startup_policy(disk)?;
         }
         let orders = self
             .devices
@@ -120,4 +122,36 @@ impl DomainDef {
         }
         Ok(())
     }
+}
+
+/// libvirt's rules for a disk source's `startupPolicy`: only local storage (a file, a block
+/// device, a directory) or a storage pool volume can be missing at start, and `requisite`
+/// (drop it only when restoring) is for removable media.
+fn validate_startup_policy(disk: &Disk) -> Result<(), XmlError> {
+    let Some(policy) = disk
+        .source
+        .as_ref()
+        .and_then(|s| s.startup_policy.as_deref())
+    else {
+        return Ok(());
+    };
+    let loc = || {
+        format!(
+            "<devices>/<disk>/<source startupPolicy='{policy}'> (disk '{}')",
+            disk.target.dev
+        )
+    };
+    if !matches!(disk.disk_type.as_str(), "file" | "block" | "dir" | "volume") {
+        return Err(XmlError::invalid(
+            loc(),
+            format!("not allowed for a disk of type '{}'", disk.disk_type),
+        ));
+    }
+    if policy == "requisite" && !matches!(disk.device, DiskDevice::Cdrom | DiskDevice::Floppy) {
+        return Err(XmlError::invalid(
+            loc(),
+            "'requisite' is only for a cdrom or floppy",
+        ));
+    }
+    Ok(())
 }

@@ -12,6 +12,7 @@
 //! One file per concern under `argv/`: machine-wide options, controllers, disks, NICs,
 //! character devices, and the remaining devices.
 
+mod acpi_index;
 mod addr;
 mod audio;
 mod boot;
@@ -123,6 +124,7 @@ pub fn build(def: &DomainDef, ctx: &ArgvContext) -> Result<QemuCommand, ArgvErro
     misc::balloon(def, &mut cmd)?;
     misc::rngs(def, &mut cmd)?;
     platform::panics(def, &mut cmd)?;
+    acpi_index::check(def, &cmd)?;
     let mut env = Vec::new();
     if let Some(q) = &def.qemu_commandline {
         for a in &q.args {

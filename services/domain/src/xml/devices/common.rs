@@ -10,6 +10,9 @@ use crate::xml::values::{ON_OFF, positive};
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct DeviceInfo {
     pub alias: Option<String>,
+    /// `<acpi index='N'/>`: the index the guest's ACPI tables give a PCI device, from which
+    /// guests name network interfaces (`enoN`) stably whatever the slot.
+    pub acpi_index: Option<u32>,
     pub address: Option<Address>,
 }
 
@@ -43,6 +46,16 @@ impl DeviceInfo {
                 Some(name)
             }
         };
+        let acpi_index = match s.child("acpi")? {
+            None => None,
+            Some(mut a) => {
+                let index = a
+                    .attr_parse("index", positive)?
+                    .ok_or_else(|| XmlError::missing(a.attr_loc("index")))?;
+                s.keep("acpi", a.finish());
+                Some(index)
+            }
+        };
         let address = match s.child("address")? {
             None => None,
             Some(mut a) => {
@@ -64,15 +77,25 @@ impl DeviceInfo {
                 })
             }
         };
-        Ok(DeviceInfo { alias, address })
+        Ok(DeviceInfo {
+            alias,
+            acpi_index,
+            address,
+        })
     }
 
-    /// Appends `<alias>` and `<address>` (libvirt writes them last in a device).
+    /// Appends `<alias>`, `<acpi>` and `<address>` (libvirt writes them last in a device).
     pub(crate) fn push_to(&self, el: &mut Element, extra: &Extra, ctx: &mut FmtCtx) {
         if let Some(alias) = &self.alias {
             let mut a = Element::new("alias");
             a.set("name", alias.as_str());
             extra.apply_sub("alias", &mut a, ctx);
+            el.push(a);
+        }
+        if let Some(index) = self.acpi_index {
+            let mut a = Element::new("acpi");
+            a.set("index", index.to_string());
+            extra.apply_sub("acpi", &mut a, ctx);
             el.push(a);
         }
         if let Some(addr) = &self.address {

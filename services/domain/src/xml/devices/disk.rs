@@ -7,7 +7,7 @@ use crate::xml::error::XmlError;
 use crate::xml::extra::{Extra, FmtCtx};
 use crate::xml::scope::Scope;
 use crate::xml::tree::Element;
-use crate::xml::values::{ON_OFF, positive};
+use crate::xml::values::{ON_OFF, YES_NO, positive};
 
 const DISK_TYPES: &[&str] = &[
     "file",
@@ -18,6 +18,8 @@ const DISK_TYPES: &[&str] = &[
     "nvme",
     "vhostuser",
 ];
+/// A disk source's `startupPolicy` values.
+pub const STARTUP_POLICIES: &[&str] = &["mandatory", "requisite", "optional"];
 const DISK_BUSES: &[&str] = &[
     "ide", "fdc", "scsi", "virtio", "xen", "usb", "uml", "sata", "sd",
 ];
@@ -72,6 +74,9 @@ pub struct Disk {
     pub target: DiskTarget,
     pub readonly: bool,
     pub shareable: bool,
+    /// `<transient shareBacking=…/>`: changes go to a temporary overlay libvirt creates at
+    /// start and deletes at shutdown.
+    pub transient: Option<DiskTransient>,
     pub serial: Option<String>,
     /// `<wwn>`: the World Wide Name an IDE or SCSI disk reports (16 hex digits).
     pub wwn: Option<String>,
@@ -84,6 +89,15 @@ pub struct Disk {
     pub product: Option<String>,
     pub boot_order: Option<u32>,
     pub info: DeviceInfo,
+    pub extra: Extra,
+}
+
+/// `<transient shareBacking='yes|no'/>` of a disk.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DiskTransient {
+    /// `yes`: the image is opened read-only and shared, each domain writing to its own
+    /// overlay (libvirt then hot-plugs the disk after start).
+    pub share_backing: Option<String>,
     pub extra: Extra,
 }
 
@@ -122,6 +136,11 @@ pub struct DiskSource {
     pub name: Option<String>,
     pub pool: Option<String>,
     pub volume: Option<String>,
+    /// `startupPolicy`: what starting the domain does when the source is missing — fail
+    /// (`mandatory`, libvirt's default), drop it on a cold boot (`optional`: a CD-ROM or
+    /// floppy becomes empty, a disk is removed), or only when restoring (`requisite`,
+    /// CD-ROMs and floppies).
+    pub startup_policy: Option<String>,
     pub hosts: Vec<DiskHost>,
     pub extra: Extra,
 }
@@ -232,6 +251,13 @@ impl Disk {
         };
         let readonly = flag(&mut s, "readonly")?;
         let shareable = flag(&mut s, "shareable")?;
+        let transient = match s.child("transient")? {
+            None => None,
+            Some(mut t) => Some(DiskTransient {
+                share_backing: t.attr_enum("shareBacking", YES_NO)?,
+                extra: t.finish(),
+            }),
+        };
         let serial = s.leaf("serial")?;
         let wwn = s.leaf("wwn")?;
         let blockio = match s.child("blockio")? {
@@ -272,6 +298,7 @@ impl Disk {
             target,
             readonly,
             shareable,
+            transient,
             serial,
             wwn,
             blockio,
@@ -343,6 +370,12 @@ impl Disk {
                 el.push(f);
             }
         }
+        if let Some(t) = &self.transient {
+            let mut te = Element::new("transient");
+            te.set_opt("shareBacking", t.share_backing.as_deref());
+            t.extra.apply(&mut te, ctx);
+            el.push(te);
+        }
         for (name, text) in [
             ("serial", &self.serial),
             ("wwn", &self.wwn),
@@ -383,6 +416,7 @@ impl DiskSource {
             name: s.attr_string("name"),
             pool: s.attr_string("pool"),
             volume: s.attr_string("volume"),
+            startup_policy: s.attr_enum("startupPolicy", STARTUP_POLICIES)?,
             ..Default::default()
         };
         for mut h in s.children("host") {
@@ -407,6 +441,7 @@ impl DiskSource {
         el.set_opt("name", self.name.as_deref());
         el.set_opt("pool", self.pool.as_deref());
         el.set_opt("volume", self.volume.as_deref());
+        el.set_opt("startupPolicy", self.startup_policy.as_deref());
         for h in &self.hosts {
             let mut he = Element::new("host");
             he.set_opt("name", h.name.as_deref());

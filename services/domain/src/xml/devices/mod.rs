@@ -18,6 +18,7 @@ pub use common::{Address, DeviceInfo, VirtioOptions};
 pub use controller::{Controller, ControllerDriver, ControllerTarget};
 pub use disk::{
     Disk, DiskBlockio, DiskDevice, DiskDriver, DiskGeometry, DiskHost, DiskSource, DiskTarget,
+    DiskTransient,
 };
 pub use graphics::{Graphics, GraphicsListen};
 pub use input::Input;

@@ -37,8 +37,24 @@ pub(super) fn multifunction_slots(def: &DomainDef) -> Vec<(u32, u32)> {
 }
 
 /// Adds `bus`/`addr` for an explicit PCI address; without one QEMU picks a free slot on the
-/// root bus. Other address kinds are not translated here.
+/// root bus. Other address kinds are not translated here. A PCI device's `<acpi index>`
+/// follows as `acpi-index` (recorded in `cmd`, so that one on a device that is not PCI is
+/// refused: [`super::acpi_index::check`]).
 pub(super) fn pci(
+    cmd: &Cmd,
+    info: &DeviceInfo,
+    what: &str,
+    props: &mut Props,
+) -> Result<(), ArgvError> {
+    pci_address(cmd, info, what, props)?;
+    if let Some(index) = info.acpi_index {
+        props.set("acpi-index", index);
+        cmd.acpi_indexes.borrow_mut().push(index);
+    }
+    Ok(())
+}
+
+fn pci_address(
     cmd: &Cmd,
     info: &DeviceInfo,
     what: &str,

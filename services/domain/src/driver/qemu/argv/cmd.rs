@@ -1,6 +1,8 @@
 //! The argument list under construction, and facts about the machine that several device
 //! areas need (which chipset, which controllers exist).
 
+use std::cell::RefCell;
+
 use serde_json::Value;
 
 use super::{ArgvContext, ArgvError};
@@ -27,6 +29,8 @@ pub(super) struct Cmd {
     pub pci_buses: Vec<u32>,
     /// PCI slots with devices at functions other than 0 ([`super::addr::multifunction_slots`]).
     pub multifunction_slots: Vec<(u32, u32)>,
+    /// The `acpi-index` values given to PCI devices so far ([`super::addr::pci`]).
+    pub acpi_indexes: RefCell<Vec<u32>>,
 }
 
 impl Cmd {
@@ -66,6 +70,7 @@ impl Cmd {
             kvm,
             pci_buses,
             multifunction_slots: super::addr::multifunction_slots(def),
+            acpi_indexes: RefCell::new(Vec::new()),
         })
     }
 

@@ -239,13 +239,40 @@ pub(super) fn disk_parts(
             "<driver name='{name}'> on {what}"
         )));
     }
-    let format = driver.and_then(|x| x.format.as_deref()).unwrap_or("raw");
-    if !FORMATS.contains(&format) {
+    // A directory is shown to the guest as a FAT file system QEMU builds from it (`vvfat`,
+    // with a raw format node on top, as libvirt does); libvirt refuses other formats there
+    // and write access, which QEMU's emulation handles badly.
+    let vvfat = d.disk_type == "dir";
+    let format = driver
+        .and_then(|x| x.format.as_deref())
+        .unwrap_or(if vvfat { "fat" } else { "raw" });
+    if vvfat {
+        if format != "fat" {
+            return Err(ArgvError::invalid(
+                &what,
+                format!("a <disk type='dir'> is a FAT image (<driver type='fat'>), not {format}"),
+            ));
+        }
+        if !d.readonly {
+            return Err(ArgvError::invalid(
+                &what,
+                "a virtual FAT disk (<disk type='dir'>) must be <readonly/>",
+            ));
+        }
+    } else if !FORMATS.contains(&format) {
         return Err(ArgvError::unsupported(format!(
             "<driver type='{format}'> on {what}"
         )));
     }
     disk_tuning::check(d, bus_name, &what)?;
+    // libvirt creates the overlay over the image at start (`blockdev-create` over QMP
+    // before the CPUs run; with shareBacking it hot-plugs the disk after start): no
+    // command-line spelling exists, and this driver creates no image files.
+    if d.transient.is_some() {
+        return Err(ArgvError::unsupported(format!(
+            "<transient/> on {what}: the temporary overlay libvirt creates at start"
+        )));
+    }
     let readonly = d.readonly || cdrom;
     // As libvirt: several guests may write one image only if its format has no metadata
     // of its own that they would overwrite.
@@ -263,9 +290,15 @@ pub(super) fn disk_parts(
     let mut blockdevs = Vec::new();
     if let Some((driver_name, path)) = source {
         let storage = format!("libvirt-{n}-storage");
-        let mut s = Props::driver(driver_name)
-            .with("filename", path)
-            .with("node-name", storage.as_str());
+        let mut s = Props::driver(driver_name);
+        if vvfat {
+            s.set("dir", path);
+            s.set("floppy", kind == DiskDevice::Floppy);
+            s.set("rw", false);
+        } else {
+            s.set("filename", path);
+        }
+        s.set("node-name", storage.as_str());
         s.set_opt("cache", cache_json.clone());
         s.set_opt("aio", driver.and_then(|x| x.io.as_deref()));
         s.set("auto-read-only", true);
@@ -276,7 +309,7 @@ pub(super) fn disk_parts(
             .with("read-only", readonly);
         disk_tuning::format_node(d, &mut f);
         f.set_opt("cache", cache_json);
-        f.set("driver", format);
+        f.set("driver", if vvfat { "raw" } else { format });
         f.set("file", storage);
         blockdevs.push(f);
     } else if !cdrom {
@@ -440,7 +473,13 @@ fn frontend(def: &DomainDef, d: &Disk, what: &str, cmd: &Cmd) -> Result<Props, A
     })
 }
 
-/// The storage node's driver and path, or `None` for an empty CD-ROM.
+/// The storage node's driver and path (a directory for `vvfat`), or `None` for an empty
+/// CD-ROM.
+///
+/// A source's `startupPolicy` leaves no trace here, as in libvirt's command line: libvirt
+/// applies it before building one, dropping an `optional` source that is missing. This
+/// builder opens nothing, so the path is passed as written and a missing file fails the
+/// start as with `mandatory` (docs/xml-compat.md, deliberate differences).
 fn source_node<'a>(d: &'a Disk, what: &str) -> Result<Option<(&'static str, &'a str)>, ArgvError> {
     let cdrom = d.device == DiskDevice::Cdrom;
     let src = d.source.as_ref();
@@ -449,6 +488,7 @@ fn source_node<'a>(d: &'a Disk, what: &str) -> Result<Option<(&'static str, &'a 
         "block" => Ok(src
             .and_then(|s| s.dev.as_deref())
             .map(|p| (if cdrom { "host_cdrom" } else { "host_device" }, p))),
+        "dir" => Ok(src.and_then(|s| s.dir.as_deref()).map(|p| ("vvfat", p))),
         "volume" => Err(ArgvError::unsupported(format!(
             "<disk type='volume'> ({what}): it needs the storage service"
         ))),

@@ -262,6 +262,14 @@ pub(super) fn watchdogs(def: &DomainDef, cmd: &mut Cmd) -> Result<(), ArgvError>
         Some(a @ ("shutdown" | "poweroff" | "pause" | "none" | "inject-nmi")) => {
             cmd.flag("-watchdog-action", a)
         }
+        // libvirt passes `pause` and, on QEMU's WATCHDOG event, writes a core dump and
+        // resumes the guest: this driver does not dump guests.
+        Some("dump") => {
+            return Err(ArgvError::unsupported(
+                "<watchdog action='dump'>: libvirt pauses the guest, dumps its memory to a \
+                 file and resumes it",
+            ));
+        }
         Some(a) => {
             return Err(ArgvError::unsupported(format!("<watchdog action='{a}'>")));
         }

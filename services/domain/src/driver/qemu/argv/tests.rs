@@ -502,3 +502,77 @@ fn defaults_follow_libvirt() {
     let args = build(&def, &ctx(true)).unwrap().args.join(" ");
     assert!(args.contains(&format!(r#""guid":"{genid}""#)), "{args}");
 }
+
+#[test]
+fn acpi_indexes_are_for_distinct_pci_devices() {
+    let virtio = |dev: &str, index: u32| {
+        format!(
+            "<disk type='file'><source file='/{dev}.img'/><target dev='{dev}' bus='virtio'/>\
+             <acpi index='{index}'/></disk>"
+        )
+    };
+    let def = domain("qemu", "", &virtio("vda", 7));
+    let args = build(&def, &ctx(true)).unwrap().args.join(" ");
+    assert!(args.contains(r#""acpi-index":7"#), "{args}");
+    let def = domain(
+        "qemu",
+        "",
+        "<disk type='file'><source file='/a.img'/><target dev='hda' bus='ide'/>\
+         <acpi index='3'/></disk>",
+    );
+    let err = build(&def, &ctx(true)).unwrap_err().to_string();
+    assert!(err.contains("<acpi index='3'>: only PCI devices"), "{err}");
+    let def = domain(
+        "qemu",
+        "",
+        &format!("{}{}", virtio("vda", 5), virtio("vdb", 5)),
+    );
+    let err = build(&def, &ctx(true)).unwrap_err().to_string();
+    assert!(err.contains("used by more than one device"), "{err}");
+}
+
+#[test]
+fn start_time_host_work_is_refused() {
+    let def = domain(
+        "qemu",
+        "",
+        "<disk type='file'><driver name='qemu' type='qcow2'/><source file='/a.qcow2'/>\
+         <target dev='vda' bus='virtio'/><transient/></disk>",
+    );
+    let err = build(&def, &ctx(true)).unwrap_err().to_string();
+    assert!(err.contains("<transient/> on disk 'vda'"), "{err}");
+    let def = domain("qemu", "", "<watchdog model='ib700' action='dump'/>");
+    let err = build(&def, &ctx(true)).unwrap_err().to_string();
+    assert!(err.contains("<watchdog action='dump'>"), "{err}");
+}
+
+#[test]
+fn directories_are_read_only_fat_images() {
+    let dir = |extra: &str| {
+        domain(
+            "qemu",
+            "",
+            &format!(
+                "<disk type='dir' device='disk'>{extra}<source dir='/srv/files'/>\
+                 <target dev='vda' bus='virtio'/></disk>"
+            ),
+        )
+    };
+    let err = build(&dir(""), &ctx(true)).unwrap_err().to_string();
+    assert!(err.contains("must be <readonly/>"), "{err}");
+    let err = build(
+        &dir("<driver name='qemu' type='qcow2'/><readonly/>"),
+        &ctx(true),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("FAT image"), "{err}");
+    let args = build(&dir("<readonly/>"), &ctx(true))
+        .unwrap()
+        .args
+        .join(" ");
+    assert!(
+        args.contains(r#"{"driver":"vvfat","dir":"/srv/files","floppy":false,"rw":false,"#),
+        "{args}"
+    );
+}
