@@ -460,7 +460,7 @@ fn oversize_input_is_refused_before_parsing() {
     // Not even well-formed: the size check must come first.
     let huge = "<".repeat(MAX_DOMAIN_XML_BYTES + 1);
     match parse_domain(&huge) {
-        Err(XmlError::TooLarge { size, limit }) => {
+        Err(XmlError::TooLarge { size, limit, .. }) => {
             assert_eq!(
                 (size, limit),
                 (MAX_DOMAIN_XML_BYTES + 1, MAX_DOMAIN_XML_BYTES)

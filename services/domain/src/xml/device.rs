@@ -69,6 +69,7 @@ impl DeviceDef {
 pub fn parse_device(xml: &str) -> Result<DeviceDef, XmlError> {
     if xml.len() > super::MAX_DOMAIN_XML_BYTES {
         return Err(XmlError::TooLarge {
+            what: "device",
             size: xml.len(),
             limit: super::MAX_DOMAIN_XML_BYTES,
         });

@@ -12,21 +12,16 @@ mod cpu;
 mod device;
 pub mod devices;
 mod domain;
-mod error;
-mod extra;
 mod features;
 mod lifecycle;
 mod os;
 mod pm;
 mod qemu;
-mod read;
 mod resources;
-mod scope;
-mod tree;
-mod units;
 mod validate;
-mod values;
-mod write;
+
+// The shared lossless XML layer, under the names this model's files use.
+use virtplane_xml::{error, extra, read, scope, tree, units, values, write};
 
 #[cfg(test)]
 mod tests;
@@ -55,6 +50,7 @@ pub const MAX_DOMAIN_XML_BYTES: usize = 1024 * 1024;
 pub fn parse_domain(xml: &str) -> Result<DomainDef, XmlError> {
     if xml.len() > MAX_DOMAIN_XML_BYTES {
         return Err(XmlError::TooLarge {
+            what: "domain",
             size: xml.len(),
             limit: MAX_DOMAIN_XML_BYTES,
         });

@@ -174,7 +174,11 @@ fn validate_catches_bad_edits() {
 fn error_messages_read_well() {
     let cases = [
         (
-            XmlError::TooLarge { size: 5, limit: 4 },
+            XmlError::TooLarge {
+                what: "domain",
+                size: 5,
+                limit: 4,
+            },
             "domain XML is 5 bytes; at most 4 bytes are allowed",
         ),
         (

@@ -10,7 +10,7 @@ use super::error::XmlError;
 use super::extra::Extra;
 use super::tree::{Element, Node};
 
-pub(crate) struct Scope<'a> {
+pub struct Scope<'a> {
     el: &'a Element,
     /// For messages: `<vcpu>`, `<devices>/<disk>/<target>`.
     loc: String,

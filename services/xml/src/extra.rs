@@ -32,7 +32,7 @@ impl Eq for Extra {}
 
 /// State threaded through formatting.
 #[derive(Debug, Default)]
-pub(crate) struct FmtCtx {
+pub struct FmtCtx {
     /// Include secrets (graphics passwords).
     pub secure: bool,
     /// Paths of unknown elements and attributes written so far.
@@ -46,7 +46,7 @@ impl Extra {
     }
 
     /// Merges this unknown content into the freshly built `el`.
-    pub(crate) fn apply(&self, el: &mut Element, ctx: &mut FmtCtx) {
+    pub fn apply(&self, el: &mut Element, ctx: &mut FmtCtx) {
         let known: HashSet<String> = el.attrs.iter().map(|(k, _)| k.clone()).collect();
         for (k, v) in &self.attrs {
             if !known.contains(k) {
@@ -98,7 +98,7 @@ impl Extra {
     }
 
     /// Applies the extras kept for the leaf child `key`, if any.
-    pub(crate) fn apply_sub(&self, key: &str, el: &mut Element, ctx: &mut FmtCtx) {
+    pub fn apply_sub(&self, key: &str, el: &mut Element, ctx: &mut FmtCtx) {
         if let Some(extra) = self.sub.get(key) {
             extra.apply(el, ctx);
         }

@@ -3,13 +3,17 @@
 //! Every message names the element (and attribute) it is about, so a user who sees it over the
 //! API can find the offending spot in their document without reading our source.
 
-/// Why a domain document was refused.
+/// Why a document was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum XmlError {
-    /// The document is larger than [`super::MAX_DOMAIN_XML_BYTES`]; checked before parsing so a
-    /// huge upload costs nothing.
-    #[error("domain XML is {size} bytes; at most {limit} bytes are allowed")]
-    TooLarge { size: usize, limit: usize },
+    /// The document is larger than its type allows (`what`: "domain", "network", …);
+    /// checked before parsing so a huge upload costs nothing.
+    #[error("{what} XML is {size} bytes; at most {limit} bytes are allowed")]
+    TooLarge {
+        what: &'static str,
+        size: usize,
+        limit: usize,
+    },
     /// Not well-formed XML.
     #[error("malformed XML at line {line}, column {column}: {message}")]
     Malformed {
@@ -37,20 +41,20 @@ pub enum XmlError {
 }
 
 impl XmlError {
-    pub(crate) fn invalid(location: impl Into<String>, reason: impl Into<String>) -> Self {
+    pub fn invalid(location: impl Into<String>, reason: impl Into<String>) -> Self {
         XmlError::Invalid {
             location: location.into(),
             reason: reason.into(),
         }
     }
 
-    pub(crate) fn missing(location: impl Into<String>) -> Self {
+    pub fn missing(location: impl Into<String>) -> Self {
         XmlError::Missing {
             location: location.into(),
         }
     }
 
-    pub(crate) fn value(
+    pub fn value(
         location: impl Into<String>,
         value: impl Into<String>,
         expected: impl Into<String>,

@@ -39,7 +39,7 @@ pub fn read_document(xml: &str) -> Result<Element, XmlError> {
         match event {
             Event::DocType(_) => {
                 return Err(XmlError::Forbidden(
-                    "DOCTYPE and entity declarations are not allowed in domain XML".into(),
+                    "DOCTYPE and entity declarations are not allowed".into(),
                 ));
             }
             Event::Decl(_) => {}

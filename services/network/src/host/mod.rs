@@ -1,0 +1,1 @@
+//! Host-side primitives of the bridge driver.
