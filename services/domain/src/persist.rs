@@ -9,15 +9,19 @@
 //!
 //! Every write is atomic (virtplane_common::store). Config and autostart writes are durable
 //! (fsynced); status files are runtime state, written without fsync: they only have to
-//! survive a restart of the service, and a new boot discards them.
+//! survive a restart of the service, and a new boot discards them. A status file's padded
+//! header may also be rewritten in place ([`Store::save_status_header`]).
 //!
 //! NAME above is the domain name when it makes a safe file name, else `~` and a hash of it
 //! ([`file_stem`]): names may be up to 256 bytes and start with a dot, file names may not
 //! exceed 255 bytes, and dot files are temp files. The XML inside is the truth for the name.
 
+use std::collections::HashMap;
 use std::fs;
 use std::io;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use virtplane_common::store;
 
@@ -54,6 +58,10 @@ pub struct Store {
     autostart_dir: PathBuf,
     status_dir: PathBuf,
     run_dir: PathBuf,
+    /// Header length of each status file this process wrote whole, by domain name: only
+    /// those may have their header rewritten in place (a file from an earlier run may have
+    /// another layout).
+    status_headers: Arc<Mutex<HashMap<String, usize>>>,
 }
 
 impl Store {
@@ -64,6 +72,7 @@ impl Store {
             autostart_dir: state_dir.join("autostart"),
             status_dir: run_dir.join("domains"),
             run_dir: run_dir.to_path_buf(),
+            status_headers: Arc::default(),
         };
         for dir in [&store.config_dir, &store.autostart_dir, &store.status_dir] {
             fs::create_dir_all(dir).map_err(|e| DomainError::storage("create", dir, e))?;
@@ -119,14 +128,56 @@ impl Store {
         result.map_err(|e| DomainError::storage("update", &path, e))
     }
 
+    /// Writes a whole status file (a header line, then the live XML) atomically.
     pub fn save_status(&self, name: &str, status: &str) -> Result<()> {
         let path = self.status_path(name);
+        self.forget_header(name);
         store::write_runtime(&path, status.as_bytes())
-            .map_err(|e| DomainError::storage("write", &path, e))
+            .map_err(|e| DomainError::storage("write", &path, e))?;
+        if let Some(newline) = status.find('\n') {
+            self.headers().insert(name.to_owned(), newline + 1);
+        }
+        Ok(())
+    }
+
+    /// Rewrites only the header of a status file this process wrote, in place: one
+    /// `pwrite` of a few hundred bytes at offset 0 of the existing file, which the death of
+    /// the process cannot tear (the kernel copies a write this small within one page in
+    /// one go). Returns `false`, writing nothing, unless the file on disk has a header of
+    /// exactly this length written by [`Store::save_status`]; the caller then writes the
+    /// whole file.
+    pub fn save_status_header(&self, name: &str, header: &str) -> Result<bool> {
+        if self.headers().get(name) != Some(&header.len()) {
+            return Ok(false);
+        }
+        let path = self.status_path(name);
+        let written = fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .and_then(|file| file.write_all_at(header.as_bytes(), 0));
+        match written {
+            Ok(()) => Ok(true),
+            Err(error) => {
+                self.forget_header(name);
+                Err(DomainError::storage("write", &path, error))
+            }
+        }
     }
 
     pub fn remove_status(&self, name: &str) -> Result<()> {
+        self.forget_header(name);
         self.remove_status_file(&file_stem(name))
+    }
+
+    fn headers(&self) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
+        // The map holds plain lengths: a panic elsewhere cannot leave it half-updated.
+        self.status_headers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn forget_header(&self, name: &str) {
+        self.headers().remove(name);
     }
 
     /// Removes the status file found under `stem` at load time.
@@ -231,6 +282,43 @@ mod tests {
         assert!(all[1].autostart && all[1].config.is_some());
         store.remove_config("web").unwrap();
         store.remove_status("tmp").unwrap();
+        assert!(store.load_all().unwrap().is_empty());
+    }
+
+    #[test]
+    fn status_headers_are_rewritten_in_place_only_over_our_own_layout() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s"), &dir.path().join("r")).unwrap();
+        let header = |state: &str| format!("{:<31}\n", format!("state={state}"));
+        // Nothing written by this store yet: refused, nothing created.
+        assert!(!store.save_status_header("vm", &header("paused")).unwrap());
+        assert!(store.load_all().unwrap().is_empty());
+        store
+            .save_status("vm", &format!("{}<domain/>", header("running")))
+            .unwrap();
+        let inode = |store: &Store| {
+            use std::os::unix::fs::MetadataExt;
+            fs::metadata(store.status_path("vm")).unwrap().ino()
+        };
+        let before = inode(&store);
+        assert!(store.save_status_header("vm", &header("paused")).unwrap());
+        let all = store.load_all().unwrap();
+        assert_eq!(
+            all[0].status.as_deref(),
+            Some(format!("{}<domain/>", header("paused")).as_str())
+        );
+        assert_eq!(inode(&store), before, "the header is written in place");
+        // Another length would overwrite the XML: refused.
+        assert!(!store.save_status_header("vm", "state=running\n").unwrap());
+        // A new store (a restarted service) knows nothing of the file's layout.
+        let reopened = Store::open(&dir.path().join("s"), &dir.path().join("r")).unwrap();
+        assert!(
+            !reopened
+                .save_status_header("vm", &header("running"))
+                .unwrap()
+        );
+        store.remove_status("vm").unwrap();
+        assert!(!store.save_status_header("vm", &header("paused")).unwrap());
         assert!(store.load_all().unwrap().is_empty());
     }
 

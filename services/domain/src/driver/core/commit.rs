@@ -72,11 +72,31 @@ impl Core {
                         || old.started_at != next.started_at
                         || old.run_taints != next.run_taints
                         || !Arc::ptr_eq(&old.def, &next.def);
-                    changed.then(|| status_file(&next))
+                    changed.then_some(())
                 } else {
                     None
                 };
                 let drop_status = old.is_active() && !next.is_active();
+                // A change of state alone (suspend, resume) rewrites the status header in
+                // place, here: a write of 256 bytes to the page cache costs less than the
+                // hand-off to the blocking pool, and formatting the live XML is skipped.
+                let header_only = config.is_none()
+                    && !drop_config
+                    && autostart.is_none()
+                    && status.is_some()
+                    && old.is_active()
+                    && Arc::ptr_eq(&old.def, &next.def);
+                if header_only
+                    && self
+                        .store
+                        .save_status_header(&name, &status_header(&next))
+                        .inspect_err(|_| self.restore(old))?
+                {
+                    object.publish(next);
+                    self.announce(&name, &uuid, events);
+                    return Ok(());
+                }
+                let status = status.map(|()| status_file(&next));
                 let file_name = name.clone();
                 run_blocking(move || {
                     if let Some(xml) = config {
@@ -148,6 +168,15 @@ pub async fn run_blocking(work: impl FnOnce() -> Result<()> + Send + 'static) ->
 
 /// The runtime status file of an active domain's snapshot.
 fn status_file(snapshot: &Snapshot) -> String {
+    status_of(snapshot, secure_xml(&snapshot.def)).encode()
+}
+
+/// Only the header of [`status_file`], without formatting the live XML.
+fn status_header(snapshot: &Snapshot) -> String {
+    status_of(snapshot, String::new()).encode_header()
+}
+
+fn status_of(snapshot: &Snapshot, live_xml: String) -> Status {
     Status {
         state: snapshot.state,
         reason: snapshot.reason,
@@ -155,7 +184,6 @@ fn status_file(snapshot: &Snapshot) -> String {
         persistent: snapshot.persistent,
         started_at: snapshot.started_at,
         taints: snapshot.run_taints.clone(),
-        live_xml: secure_xml(&snapshot.def),
+        live_xml,
     }
-    .encode()
 }
