@@ -7,7 +7,7 @@ use crate::xml::error::XmlError;
 use crate::xml::extra::{Extra, FmtCtx};
 use crate::xml::scope::Scope;
 use crate::xml::tree::Element;
-use crate::xml::values::{ON_OFF, YES_NO, mac, uint};
+use crate::xml::values::{ON_OFF, YES_NO, mac, uint, uuid};
 
 const NET_TYPES: &[&str] = &[
     "user",
@@ -49,6 +49,10 @@ pub struct Interface {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct InterfaceSource {
     pub network: Option<String>,
+    /// The network service's port for a `network` interface (live definitions only).
+    pub portid: Option<String>,
+    /// The bridge of a `bridge` interface, or, in a live definition, the bridge of the
+    /// network a `network` interface joined.
     pub bridge: Option<String>,
     pub dev: Option<String>,
     pub mode: Option<String>,
@@ -100,13 +104,17 @@ impl Interface {
                 Some(address)
             }
         };
-        let source = s.child("source")?.map(|mut src| InterfaceSource {
-            network: src.attr_string("network"),
-            bridge: src.attr_string("bridge"),
-            dev: src.attr_string("dev"),
-            mode: src.attr_string("mode"),
-            extra: src.finish(),
-        });
+        let source = match s.child("source")? {
+            None => None,
+            Some(mut src) => Some(InterfaceSource {
+                network: src.attr_string("network"),
+                portid: src.attr_parse("portid", uuid)?,
+                bridge: src.attr_string("bridge"),
+                dev: src.attr_string("dev"),
+                mode: src.attr_string("mode"),
+                extra: src.finish(),
+            }),
+        };
         let target_dev = attr_leaf(&mut s, "target", "dev")?;
         let model = attr_leaf(&mut s, "model", "type")?;
         let driver = s.child("driver")?.map(parse_driver).transpose()?;
@@ -148,6 +156,7 @@ impl Interface {
         if let Some(src) = &self.source {
             let mut se = Element::new("source");
             se.set_opt("network", src.network.as_deref());
+            se.set_opt("portid", src.portid.as_deref());
             se.set_opt("bridge", src.bridge.as_deref());
             se.set_opt("dev", src.dev.as_deref());
             se.set_opt("mode", src.mode.as_deref());

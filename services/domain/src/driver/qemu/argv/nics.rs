@@ -3,8 +3,8 @@
 //! `user` is QEMU's own NAT. `bridge` and `ethernet` become a tap device named by
 //! `<target dev>`: the domain service creates the tap (and attaches it to the bridge) before
 //! starting QEMU and fills in a generated name (`../net/`), so QEMU needs no helper scripts
-//! and no privileges for it. `network` interfaces are resolved by the network service, not
-//! here.
+//! and no privileges for it. A `network` interface is the same once the network service's
+//! port has named the network's bridge (`<source bridge>` in the live definition).
 
 use serde_json::Value;
 
@@ -40,6 +40,17 @@ pub(super) fn nics(def: &DomainDef, cmd: &mut Cmd) -> Result<(), ArgvError> {
                         "a network device name of 1 to 15 characters without ',', '/' or spaces",
                     ));
                 }
+                cmd.flag(
+                    "-netdev",
+                    format!("tap,id={netdev},ifname={tap},script=no,downscript=no"),
+                );
+            }
+            // Before the command line is built, the network service's port named the
+            // network's bridge and the service made the tap (`../net/`).
+            "network" if nic.source.as_ref().is_some_and(|s| s.bridge.is_some()) => {
+                let tap = nic.target_dev.as_deref().ok_or_else(|| {
+                    ArgvError::invalid(&what, "has no tap: its port on the network was not made")
+                })?;
                 cmd.flag(
                     "-netdev",
                     format!("tap,id={netdev},ifname={tap},script=no,downscript=no"),

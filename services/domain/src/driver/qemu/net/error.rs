@@ -4,6 +4,19 @@ use std::time::Duration;
 
 use crate::error::DomainError;
 
+/// How a failed port call reads for the caller of the domain call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PortErrorKind {
+    /// No such network, or it is not running, or it refuses the port (→
+    /// FAILED_PRECONDITION: the domain call names a domain that exists; what is missing is
+    /// a precondition of its start).
+    Refused,
+    /// The network service is down or did not answer (→ UNAVAILABLE / DEADLINE_EXCEEDED).
+    Unavailable,
+    Timeout,
+    Failed,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum NetError {
     /// The definition asks for something impossible (→ INVALID_ARGUMENT).
@@ -33,6 +46,18 @@ pub enum NetError {
     Permission(String),
     #[error("no unused vnetN name is left for a tap")]
     NoFreeName,
+    #[error(
+        "<interface type='network'> needs the network service, and this domain service runs \
+         without one (start virtplane-domaind with --network-service ADDR)"
+    )]
+    NoNetworkService,
+    /// The network service refused or failed a port call; `kind` says which way to map it.
+    #[error("network '{network}': {message}")]
+    Port {
+        network: String,
+        message: String,
+        kind: PortErrorKind,
+    },
     #[error("cannot {what}: {source}")]
     Io {
         what: String,
@@ -65,6 +90,13 @@ impl NetError {
             | Self::TapExists(_)
             | Self::NotATap { .. } => DomainError::OperationInvalid(message),
             Self::Timeout { .. } => DomainError::Timeout(message),
+            Self::NoNetworkService => DomainError::OperationInvalid(message),
+            Self::Port { kind, .. } => match kind {
+                PortErrorKind::Refused => DomainError::OperationInvalid(message),
+                PortErrorKind::Unavailable => DomainError::Unavailable(message),
+                PortErrorKind::Timeout => DomainError::Timeout(message),
+                PortErrorKind::Failed => DomainError::OperationFailed(message),
+            },
             Self::Permission(_) | Self::NoFreeName | Self::Io { .. } | Self::Netlink { .. } => {
                 DomainError::OperationFailed(message)
             }

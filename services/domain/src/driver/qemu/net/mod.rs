@@ -10,6 +10,10 @@
 //! the service was away ([`HostNet::remove_leftovers`]). Which interface gets what is
 //! `plan.rs`.
 //!
+//! An `<interface type='network'>` first gets a port from the network service (`ports.rs`),
+//! which names the network's bridge; from there it is a bridge interface. Ports are deleted
+//! with the taps, and after a restart for VMs that ended meanwhile.
+//!
 //! Everything happens in the service's own network namespace: the bridge must be there, and
 //! so are the taps.
 
@@ -17,6 +21,7 @@ mod error;
 mod link;
 pub mod names;
 pub mod plan;
+pub mod ports;
 mod tap;
 
 use std::collections::HashMap;
@@ -25,6 +30,7 @@ use std::sync::Arc;
 pub use error::NetError;
 pub use link::{Device, Netlink};
 use plan::{HostSide, ManagedTap};
+use ports::{HeldPort, NetworkPorts, PortOwner};
 
 use crate::xml::DomainDef;
 
@@ -35,9 +41,26 @@ pub struct HostNet {
     counter: tokio::sync::Mutex<names::NameCounter>,
     /// The taps each running VM owns, by (domain UUID, run id).
     owned: std::sync::Mutex<HashMap<(String, i32), Vec<String>>>,
+    /// The network service's port calls; `None` when the service runs without one, and
+    /// then `network` interfaces are refused.
+    ports: Option<Arc<dyn NetworkPorts>>,
+    /// The ports each running VM holds, by (domain UUID, run id).
+    held: std::sync::Mutex<HashMap<(String, i32), Vec<HeldPort>>>,
 }
 
 impl HostNet {
+    /// Host networking that can also join virtual networks, through `ports`.
+    pub fn with_ports(ports: Arc<dyn NetworkPorts>) -> Self {
+        HostNet {
+            ports: Some(ports),
+            ..Default::default()
+        }
+    }
+
+    fn held(&self) -> std::sync::MutexGuard<'_, HashMap<(String, i32), Vec<HeldPort>>> {
+        self.held.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn owned(&self) -> std::sync::MutexGuard<'_, HashMap<(String, i32), Vec<String>>> {
         self.owned.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -46,6 +69,74 @@ impl HostNet {
     /// VM runs with: generated tap names and MACs filled in. On failure nothing it created
     /// is left. The created taps belong to (`def.uuid`, `id`) until [`Self::release`].
     pub async fn plug(&self, def: Arc<DomainDef>, id: i32) -> Result<Arc<DomainDef>, NetError> {
+        let (def, ports) = self.join_networks(def).await?;
+        match self.plug_taps(def, id).await {
+            Ok(live) => {
+                if !ports.is_empty() {
+                    self.held().insert((live.uuid.clone(), id), ports);
+                }
+                Ok(live)
+            }
+            Err(error) => {
+                self.delete_ports(&ports, "").await;
+                Err(error)
+            }
+        }
+    }
+
+    /// Gets a port for each `network` interface of `def` and records it, with the network's
+    /// bridge, in the definition returned. On failure the ports made so far are deleted.
+    async fn join_networks(
+        &self,
+        def: Arc<DomainDef>,
+    ) -> Result<(Arc<DomainDef>, Vec<HeldPort>), NetError> {
+        let wanted: Vec<usize> = (def.devices.interfaces.iter().enumerate())
+            .filter(|(_, nic)| nic.iface_type == "network")
+            .map(|(i, _)| i)
+            .collect();
+        if wanted.is_empty() {
+            return Ok((def, Vec::new()));
+        }
+        let Some(service) = &self.ports else {
+            return Err(NetError::NoNetworkService);
+        };
+        let mut live = (*def).clone();
+        let mut made = Vec::new();
+        for index in wanted {
+            let joined = join_network(service.as_ref(), &mut live, index).await;
+            match joined {
+                Ok(port) => made.push(port),
+                Err(error) => {
+                    self.delete_ports(&made, &def.name).await;
+                    return Err(error);
+                }
+            }
+        }
+        Ok((Arc::new(live), made))
+    }
+
+    /// Deletes ports; failures are logged (the port stays listed on its network).
+    async fn delete_ports(&self, ports: &[HeldPort], domain: &str) {
+        let Some(service) = &self.ports else {
+            if !ports.is_empty() {
+                tracing::warn!(%domain, ?ports, "no network service to delete the VM's ports");
+            }
+            return;
+        };
+        for port in ports {
+            match service.delete(&port.network, &port.uuid).await {
+                Ok(()) => {
+                    tracing::info!(%domain, network = %port.network, port = %port.uuid, "deleted the VM's network port")
+                }
+                Err(error) => {
+                    tracing::warn!(%domain, network = %port.network, port = %port.uuid, %error, "cannot delete the VM's network port")
+                }
+            }
+        }
+    }
+
+    /// [`Self::plug`] once every interface has its bridge.
+    async fn plug_taps(&self, def: Arc<DomainDef>, id: i32) -> Result<Arc<DomainDef>, NetError> {
         let sides = def
             .devices
             .interfaces
@@ -76,6 +167,10 @@ impl HostNet {
     /// After a service restart: the taps of a VM that still runs are its own again, and the
     /// name counter moves past them (libvirt's `virNetDevReserveName`).
     pub async fn adopt(&self, def: &DomainDef, id: i32) {
+        let ports = ports::held_ports(def);
+        if !ports.is_empty() {
+            self.held().insert((def.uuid.clone(), id), ports);
+        }
         let taps = plan::owned_taps(def);
         if taps.is_empty() {
             return;
@@ -90,10 +185,15 @@ impl HostNet {
     /// The VM of run `id` of the domain `uuid` is gone: deletes the taps it owned. Failures
     /// are logged; nothing here can stop the VM from being forgotten.
     pub async fn release(&self, uuid: &str, id: i32, domain: &str) {
-        let Some(taps) = self.owned().remove(&(uuid.to_owned(), id)) else {
-            return;
-        };
-        self.delete_all(&taps, domain).await;
+        let key = (uuid.to_owned(), id);
+        let taps = self.owned().remove(&key);
+        if let Some(taps) = taps {
+            self.delete_all(&taps, domain).await;
+        }
+        let ports = self.held().remove(&key);
+        if let Some(ports) = ports {
+            self.delete_ports(&ports, domain).await;
+        }
     }
 
     /// The VM of `live` ended while the service was away: deletes the taps its live
@@ -103,6 +203,8 @@ impl HostNet {
         if !taps.is_empty() {
             self.delete_all(&taps, &live.name).await;
         }
+        self.delete_ports(&ports::held_ports(live), &live.name)
+            .await;
     }
 
     async fn delete_all(&self, taps: &[String], domain: &str) {
@@ -117,6 +219,41 @@ impl HostNet {
             }
         }
     }
+}
+
+/// A port on the network of `live`'s `index`-th interface (a `network` one), recorded in
+/// its `<source>` with the network's bridge; the MAC is filled in first if missing, since the
+/// port carries it.
+async fn join_network(
+    service: &dyn NetworkPorts,
+    live: &mut DomainDef,
+    index: usize,
+) -> Result<HeldPort, NetError> {
+    let (name, uuid) = (live.name.clone(), live.uuid.clone());
+    let nic = &mut live.devices.interfaces[index];
+    let network = ports::network_of(nic, index)?.to_owned();
+    let mac = match nic.mac.clone() {
+        Some(mac) => mac,
+        None => {
+            let random = uuid::Uuid::new_v4();
+            let b = random.as_bytes();
+            let mac = names::format_mac(names::generated_guest_mac([b[0], b[1], b[2]]));
+            nic.mac = Some(mac.clone());
+            mac
+        }
+    };
+    let owner = PortOwner {
+        name: &name,
+        uuid: &uuid,
+    };
+    let port = service.create(&network, owner, &mac).await?;
+    let source = nic.source.get_or_insert_default();
+    source.portid = Some(port.uuid.clone());
+    source.bridge = Some(port.bridge);
+    Ok(HeldPort {
+        network,
+        uuid: port.uuid,
+    })
 }
 
 /// Names and makes each managed tap of `live` in turn, filling in its name and MAC;

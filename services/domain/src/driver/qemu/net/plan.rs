@@ -52,6 +52,14 @@ pub fn host_side(nic: &Interface, index: usize) -> Result<HostSide, NetError> {
             check_name("source bridge", &bridge)?;
             Some(bridge)
         }
+        // Joined through a port of the network service, which named the bridge.
+        "network" => match nic.source.as_ref().and_then(|s| s.bridge.clone()) {
+            Some(bridge) => {
+                check_name("source bridge", &bridge)?;
+                Some(bridge)
+            }
+            None => return Ok(HostSide::Nothing),
+        },
         "ethernet" => None,
         _ => return Ok(HostSide::Nothing),
     };
