@@ -11,11 +11,14 @@
 //!   other tables' drop policies that may conflict.
 //! - `sysctl`: IP forwarding and the bridge's IPv6 settings.
 //! - `command`, `process`: running a tool with a timeout; a pidfd handle on a daemon.
+//! - `network`: the above composed: start, stop and re-adopt one network from a rendered
+//!   plan, in libvirt's order, undoing a failed start.
 
 pub mod bridge;
 pub mod command;
 pub mod dnsmasq;
 pub mod leases;
+pub mod network;
 pub mod nft;
 pub mod process;
 pub mod sysctl;
