@@ -5,3 +5,5 @@
 //!   table, and the DHCP lease file.
 
 pub mod host;
+pub mod render;
+pub mod xml;
