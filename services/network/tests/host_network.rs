@@ -178,3 +178,36 @@ fn wait_gone(pid: i32) {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+/// The renderers' output, carried out for real: libvirt's default NAT network with a DHCP
+/// host and a DNS host starts (nft and dnsmasq accept what was rendered) and stops clean.
+#[test]
+fn a_rendered_nat_network_runs() {
+    require("dnsmasq", "dnsmasq-base");
+    require("nft", "nftables");
+    in_own_netns(|| async {
+        let dir = run_dir();
+        let def = virtplane_network::xml::parse_network(
+            "<network><name>default</name><forward mode='nat'/>\
+             <bridge name='vpnat0' stp='on' delay='0'/><mac address='52:54:00:0a:cd:21'/>\
+             <dns><host ip='192.168.124.7'><hostname>seven</hostname></host></dns>\
+             <ip address='192.168.124.1' netmask='255.255.255.0'><dhcp>\
+             <range start='192.168.124.2' end='192.168.124.254'/>\
+             <host mac='52:54:00:00:00:07' name='seven' ip='192.168.124.7'/>\
+             </dhcp></ip></network>",
+        )
+        .unwrap();
+        let plan = virtplane_network::render::plan::host_plan(&def, dir.path()).unwrap();
+        let running = network::start(&plan).await.unwrap();
+        assert!(addresses("vpnat0").contains(&"192.168.124.1/24".to_owned()));
+        let table = Table::new(Family::Inet, "virtplane_default").unwrap();
+        assert!(nft::exists(&table).await.unwrap());
+        let hosts = std::fs::read_to_string(dir.path().join("default.hostsfile")).unwrap();
+        assert!(hosts.contains("52:54:00:00:00:07"), "{hosts}");
+        let pid = running.dnsmasq.as_ref().expect("dnsmasq runs").pid();
+        network::stop(&plan, running).await.unwrap();
+        assert!(link("vpnat0").is_none());
+        assert!(!nft::exists(&table).await.unwrap());
+        assert!(!alive(pid));
+    });
+}

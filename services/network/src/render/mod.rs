@@ -5,6 +5,7 @@
 
 pub mod dnsmasq;
 pub mod nft;
+pub mod plan;
 
 #[cfg(test)]
 mod tests;
