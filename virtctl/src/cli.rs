@@ -118,6 +118,10 @@ pub enum Command {
     AttachDevice(crate::commands::device::DeviceFileArgs),
     /// Detach a device given as an XML file ('-' reads stdin)
     DetachDevice(crate::commands::device::DeviceFileArgs),
+    /// Attach a network interface to a domain
+    AttachInterface(Box<crate::commands::interface::AttachInterfaceArgs>),
+    /// Detach a network interface, named by type (and MAC), from a domain
+    DetachInterface(crate::commands::interface::DetachInterfaceArgs),
     /// Wait for domain events and print them
     Event(EventArgs),
     /// Connect to a domain's serial console (Ctrl-] detaches)

@@ -1,26 +1,44 @@
 //! libvirt's rules for attaching and detaching devices, as pure edits of a definition, shared
-//! by every driver (the qemu driver adds the QMP side in `driver/qemu/hotplug.rs`).
+//! by every driver (the qemu driver adds the QMP side in `driver/qemu/hotplug.rs` and
+//! `driver/qemu/hotplug_nic.rs`).
 //!
 //! The config edits follow `qemuDomainAttachDeviceConfig` / `qemuDomainDetachDeviceConfig`,
 //! the live checks `qemuDomainAttachDeviceDiskLiveInternal` / `qemuDomainDetachPrepDisk`,
-//! and disks are kept in libvirt's order (`virDomainDiskInsert`).
+//! and disks are kept in libvirt's order (`virDomainDiskInsert`). Network interfaces have
+//! their own rules in `device_edit/nic.rs`.
+
+mod nic;
+
+pub use nic::{
+    attach_nic_config, check_nic_attach_live, detach_nic_config, find_nic, generate_mac, nic_label,
+    normalize_nic,
+};
 
 use crate::error::{DomainError, Result};
-use crate::xml::{DeviceDef, Disk, DiskDevice, DomainDef};
+use crate::xml::{DeviceDef, Disk, DiskDevice, DomainDef, Interface};
 
 /// User aliases (`<alias name='ua-…'/>`) are kept; others are the hypervisor's to assign,
 /// and libvirt drops them from input.
 pub const USER_ALIAS_PREFIX: &str = "ua-";
 
-/// The disk of a device to attach or detach; other devices are refused with UNIMPLEMENTED
-/// naming their element.
-pub fn disk_of(device: DeviceDef, driver: &'static str, action: &str) -> Result<Disk> {
+/// A device the attach/detach rules have a model for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Editable {
+    Disk(Box<Disk>),
+    Interface(Box<Interface>),
+}
+
+/// The device to attach or detach, if it is one the rules know; other devices are refused
+/// with UNIMPLEMENTED naming their element.
+pub fn editable(device: DeviceDef, driver: &'static str, action: &str) -> Result<Editable> {
     match device {
-        DeviceDef::Disk(disk) => Ok(*disk),
+        DeviceDef::Disk(disk) => Ok(Editable::Disk(disk)),
+        DeviceDef::Interface(nic) => Ok(Editable::Interface(nic)),
         other => Err(DomainError::Unsupported {
             driver,
             what: format!(
-                "{action}ing <{}> devices (only <disk> devices can be {action}ed for now)",
+                "{action}ing <{}> devices (only <disk> and <interface> devices can be \
+                 {action}ed for now)",
                 other.element()
             ),
         }),
@@ -302,7 +320,13 @@ mod tests {
         assert_eq!(disk_index("vdb"), Some(1));
         assert_eq!(disk_index("sdaa"), Some(26));
         assert_eq!(disk_index("sd"), None);
-        let err = disk_of(parse_device("<hostdev/>").unwrap(), "qemu", "attach").unwrap_err();
+        let err = editable(parse_device("<hostdev/>").unwrap(), "qemu", "attach").unwrap_err();
+        assert!(matches!(err, DomainError::Unsupported { .. }), "{err:?}");
         assert!(err.to_string().contains("<hostdev>"), "{err}");
+        let nic = parse_device("<interface type='user'/>").unwrap();
+        assert!(matches!(
+            editable(nic, "qemu", "attach").unwrap(),
+            Editable::Interface(_)
+        ));
     }
 }

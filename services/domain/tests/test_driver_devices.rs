@@ -196,10 +196,13 @@ async fn refusals_name_what_is_wrong() {
         .unwrap_err();
     assert_eq!(err.to_string(), "no target device vdz");
 
-    let nic = parse_device("<interface type='user'><model type='virtio'/></interface>").unwrap();
-    let err = d.attach_device(&name("web"), nic, LIVE).await.unwrap_err();
+    let hostdev = parse_device("<hostdev mode='subsystem' type='pci'/>").unwrap();
+    let err = d
+        .attach_device(&name("web"), hostdev, LIVE)
+        .await
+        .unwrap_err();
     assert!(matches!(err, DomainError::Unsupported { .. }), "{err:?}");
-    assert!(err.to_string().contains("<interface>"), "{err}");
+    assert!(err.to_string().contains("<hostdev>"), "{err}");
 
     // A transient domain has no config to change.
     let transient = parse_domain(

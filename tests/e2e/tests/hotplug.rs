@@ -182,12 +182,12 @@ fn disks_through_the_gateway() {
     let out = stack.ok(&["detach-device", NAME, &disk_file, "--config"]);
     assert_eq!(out.trim(), "Device detached successfully");
     assert!(targets(&stack, &["--inactive"]).is_empty());
-    let nic = stack.file(
-        "nic.xml",
-        "<interface type='user'><model type='virtio'/></interface>",
+    let hostdev = stack.file("hostdev.xml", "<hostdev mode='subsystem' type='pci'/>");
+    let err = stack.fails(
+        Some(ADMIN_TOKEN),
+        &["attach-device", NAME, &hostdev, "--live"],
     );
-    let err = stack.fails(Some(ADMIN_TOKEN), &["attach-device", NAME, &nic, "--live"]);
-    assert!(err.contains("<interface>"), "{err}");
+    assert!(err.contains("<hostdev>"), "{err}");
 
     // virsh's own refusals.
     let err = stack.fails(Some(ADMIN_TOKEN), &["detach-disk", NAME, "vdz"]);

@@ -250,7 +250,7 @@ pub fn modify_flags(flags: &DeviceImpactArgs, active: bool) -> pb::ModifyFlags {
     m
 }
 
-async fn is_active(ctx: &mut Ctx, domain: &str) -> Result<bool, Error> {
+pub(super) async fn is_active(ctx: &mut Ctx, domain: &str) -> Result<bool, Error> {
     let mut client = ctx.conn.domains();
     let resp = ctx
         .conn
@@ -265,7 +265,7 @@ async fn is_active(ctx: &mut Ctx, domain: &str) -> Result<bool, Error> {
 }
 
 /// The flags to send; asks whether the domain runs only for `--persistent`.
-async fn flags_for(
+pub(super) async fn flags_for(
     ctx: &mut Ctx,
     domain: &str,
     flags: &DeviceImpactArgs,
@@ -278,7 +278,7 @@ async fn flags_for(
     Ok(modify_flags(flags, active))
 }
 
-async fn attach(
+pub(super) async fn attach(
     ctx: &mut Ctx,
     domain: &str,
     xml: String,
@@ -296,7 +296,7 @@ async fn attach(
     Ok(())
 }
 
-async fn detach(
+pub(super) async fn detach(
     ctx: &mut Ctx,
     domain: &str,
     xml: String,

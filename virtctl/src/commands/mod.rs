@@ -7,6 +7,7 @@ pub mod device;
 pub mod domain;
 pub mod events;
 pub mod host;
+pub mod interface;
 pub mod lifecycle;
 pub mod memory;
 pub mod qemu;
@@ -56,6 +57,8 @@ pub async fn run(command: Command, ctx: &mut Ctx) -> Result<(), Error> {
         Command::DetachDisk(a) => device::detach_disk(ctx, a).await,
         Command::AttachDevice(a) => device::attach_device(ctx, a).await,
         Command::DetachDevice(a) => device::detach_device(ctx, a).await,
+        Command::AttachInterface(a) => interface::attach_interface(ctx, *a).await,
+        Command::DetachInterface(a) => interface::detach_interface(ctx, a).await,
         Command::Event(a) => events::event(ctx, a).await,
         Command::Console(a) => console::console(ctx, a).await,
         Command::Domstats(a) => stats::domstats(ctx, a).await,

@@ -39,7 +39,8 @@ use crate::xml::DomainDef;
 
 use cmd::Cmd;
 pub use hotplug::{
-    DiskHotplug, PciSlot, SlotError, check_controller, disk_device_id, disk_hotplug, free_pci_slot,
+    DiskHotplug, NicHotplug, PciSlot, SlotError, check_controller, disk_device_id, disk_hotplug,
+    free_pci_slot, netdev_id, nic_hotplug,
 };
 
 /// What the command line depends on besides the definition.

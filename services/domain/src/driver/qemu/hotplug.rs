@@ -1,4 +1,5 @@
-//! Disks plugged into and out of a running guest, as libvirt's `qemu_hotplug.c` does it.
+//! Disks plugged into and out of a running guest, as libvirt's `qemu_hotplug.c` does it
+//! (network interfaces: `hotplug/nic.rs`).
 //!
 //! Attach: the config half is checked first (nothing is kept unless the live half works too);
 //! live, the disk gets its QEMU id (libvirt's alias, `virtio-disk1`), a free PCI slot when it
@@ -16,6 +17,8 @@
 //! definition is in the status file before the call returns and a restarted service finds the
 //! disk as it was left.
 
+mod nic;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,7 +30,7 @@ use super::driver::QemuDriver;
 use super::monitor::{Monitor, MonitorError};
 use super::vm::Vm;
 use super::{DRIVER, errors};
-use crate::device_edit;
+use crate::device_edit::{self, Editable};
 use crate::driver::core::{Core, Outcome};
 use crate::error::{DomainError, Result};
 use crate::impact::{self, Targets};
@@ -48,7 +51,10 @@ impl QemuDriver {
         let locked = self.core.begin(domain).await?;
         let old = &locked.old;
         let targets = impact::resolve(flags, old.is_active(), old.persistent)?;
-        let mut disk = device_edit::disk_of(device, DRIVER, "attach")?;
+        let mut disk = match device_edit::editable(device, DRIVER, "attach")? {
+            Editable::Disk(disk) => *disk,
+            Editable::Interface(nic) => return self.attach_nic_job(&locked, *nic, targets).await,
+        };
         device_edit::normalize_disk(&mut disk)?;
         let config_only = Targets {
             live: false,
@@ -86,7 +92,10 @@ impl QemuDriver {
         let locked = self.core.begin(domain).await?;
         let old = &locked.old;
         let targets = impact::resolve(flags, old.is_active(), old.persistent)?;
-        let dev = device_edit::disk_of(device, DRIVER, "detach")?.target.dev;
+        let dev = match device_edit::editable(device, DRIVER, "detach")? {
+            Editable::Disk(disk) => disk.target.dev,
+            Editable::Interface(nic) => return self.detach_nic_job(&locked, &nic, targets).await,
+        };
         let config_only = Targets {
             live: false,
             config: targets.config,
@@ -116,9 +125,9 @@ impl QemuDriver {
 
     /// The guest released a device after the detach call that asked for it gave up waiting
     /// (libvirt's processDeviceDeletedEvent): the disk leaves the live definition and its
-    /// block nodes go. Runs from the watcher under the job lock; a detach job in progress
-    /// consumes its own DEVICE_DELETED and has removed the disk by the time this looks, so
-    /// then there is nothing to do.
+    /// block nodes go (an interface: `hotplug/nic.rs`). Runs from the watcher under the job
+    /// lock; a detach job in progress consumes its own DEVICE_DELETED and has removed the
+    /// device by the time this looks, so then there is nothing to do.
     pub(super) async fn finish_late_unplug(
         &self,
         vm: &Vm,
@@ -134,7 +143,10 @@ impl QemuDriver {
                 .or_else(|| argv::disk_device_id(def, disk).ok());
             own.as_deref() == Some(id)
         }) else {
-            return Ok(());
+            return self
+                .finish_late_nic_unplug(vm, locked, id)
+                .await
+                .map(|_| ());
         };
         let disk = &def.devices.disks[index];
         let nodes = orphan_nodes(&vm.monitor, disk)
@@ -256,7 +268,7 @@ impl QemuDriver {
             .execute_raw(json!({"execute": "device_del", "arguments": {"id": id}}))
             .await;
         match request {
-            Ok(_) => wait_deleted(vm, &mut events, &id, dev).await?,
+            Ok(_) => wait_deleted(vm, &mut events, &id, &format!("disk '{dev}'")).await?,
             // A detach that timed out earlier and whose device the guest let go meanwhile:
             // only the bookkeeping is left to do.
             Err(MonitorError::Qmp { class, .. }) if class == "DeviceNotFound" => {
@@ -267,7 +279,7 @@ impl QemuDriver {
             }
             // An earlier request is still pending in the guest: wait for it too.
             Err(MonitorError::Qmp { desc, .. }) if desc.contains("in the process of unplug") => {
-                wait_deleted(vm, &mut events, &id, dev).await?
+                wait_deleted(vm, &mut events, &id, &format!("disk '{dev}'")).await?
             }
             Err(error) => return Err(fail(error)),
         }
@@ -325,12 +337,13 @@ fn check_unpluggable(disk: &Disk) -> Result<()> {
     })
 }
 
-/// Waits for QEMU's `DEVICE_DELETED` of device `id`.
+/// Waits for QEMU's `DEVICE_DELETED` of device `id`, which is `subject` (`disk 'vdb'`,
+/// `interface 'net1'`) in messages.
 async fn wait_deleted(
     vm: &Vm,
     events: &mut tokio::sync::broadcast::Receiver<super::monitor::QmpEvent>,
     id: &str,
-    dev: &str,
+    subject: &str,
 ) -> Result<()> {
     let deleted = async {
         loop {
@@ -344,7 +357,7 @@ async fn wait_deleted(
                 Ok(_) | Err(RecvError::Lagged(_)) => {}
                 Err(RecvError::Closed) => {
                     return Err(DomainError::Unavailable(format!(
-                        "domain '{}' stopped while detaching disk '{dev}'",
+                        "domain '{}' stopped while detaching {subject}",
                         vm.name
                     )));
                 }
@@ -354,7 +367,7 @@ async fn wait_deleted(
     match tokio::time::timeout(UNPLUG_WAIT, deleted).await {
         Ok(result) => result,
         Err(_) => Err(DomainError::Timeout(format!(
-            "the guest of domain '{}' did not release disk '{dev}' (device {id}) within {} s; \
+            "the guest of domain '{}' did not release {subject} (device {id}) within {} s; \
              it stays attached and the unplug request stays pending in the guest (detach it \
              again later to finish, or use --config to drop it at the next start)",
             vm.name,

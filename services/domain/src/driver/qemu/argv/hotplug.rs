@@ -1,10 +1,14 @@
-//! What hot-plugging a disk sends over QMP, and where a hot-plugged PCI device goes.
+//! What hot-plugging a disk sends over QMP, and where a hot-plugged PCI device goes
+//! (network interfaces: `hotplug/nic.rs`).
 //!
 //! The `blockdev-add` and `device_add` arguments come from the very code that builds the
 //! command line (`disks.rs`), so a disk plugged into a running guest is the device it would
 //! have been at boot: same node names (`libvirt-N-storage`/`-format`), same properties, same
 //! device id.
 
+mod nic;
+
+pub use nic::{NicHotplug, netdev_id, nic_hotplug};
 use serde_json::Value;
 
 use super::cmd::{Chipset, Cmd, Props};

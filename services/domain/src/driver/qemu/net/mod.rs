@@ -32,7 +32,7 @@ pub use link::{Device, Netlink};
 use plan::{HostSide, ManagedTap};
 use ports::{HeldPort, NetworkPorts, PortOwner};
 
-use crate::xml::DomainDef;
+use crate::xml::{DomainDef, Interface};
 
 /// The taps the service made, and the name counter. One per driver.
 #[derive(Debug, Default)]
@@ -103,7 +103,12 @@ impl HostNet {
         let mut live = (*def).clone();
         let mut made = Vec::new();
         for index in wanted {
-            let joined = join_network(service.as_ref(), &mut live, index).await;
+            let owner = PortOwner {
+                name: &def.name,
+                uuid: &def.uuid,
+            };
+            let nic = &mut live.devices.interfaces[index];
+            let joined = join_network(service.as_ref(), owner, nic, index).await;
             match joined {
                 Ok(port) => made.push(port),
                 Err(error) => {
@@ -164,6 +169,114 @@ impl HostNet {
         Ok(Arc::new(live))
     }
 
+    /// The host side of ONE interface hot-plugged into the running VM of run `id` of the
+    /// domain `uuid` (`index`: its place among the interfaces, for messages): a managed tap
+    /// is named, made and set up exactly as at start, and from then on belongs to the VM
+    /// (deleted with it, or by [`Self::unplug_one`]). Returns the interface as it runs: tap
+    /// name and MAC filled in. On failure nothing it made is left.
+    pub async fn plug_one(
+        &self,
+        uuid: &str,
+        id: i32,
+        mut nic: Interface,
+        index: usize,
+    ) -> Result<PluggedNic, NetError> {
+        let HostSide::Managed(tap) = plan::host_side(&nic, index)? else {
+            return Ok(PluggedNic { nic, tap: None });
+        };
+        let netlink = Netlink::open()?;
+        let mut counter = self.counter.lock().await;
+        let name = match &tap.name {
+            Some(name) => name.clone(),
+            None => {
+                let taken = netlink.names().await?;
+                counter.next(&taken).ok_or(NetError::NoFreeName)?
+            }
+        };
+        let guest_mac = match nic.mac.as_deref().and_then(names::parse_mac) {
+            Some(mac) => mac,
+            None => {
+                let random = uuid::Uuid::new_v4();
+                let b = random.as_bytes();
+                let mac = names::generated_guest_mac([b[0], b[1], b[2]]);
+                nic.mac = Some(names::format_mac(mac));
+                mac
+            }
+        };
+        let mut created = Vec::new();
+        if let Err(error) = make_tap(&netlink, &tap, &name, guest_mac, &mut created).await {
+            for made in &created {
+                delete_tap(&netlink, made, uuid).await;
+            }
+            return Err(error);
+        }
+        drop(counter);
+        self.owned()
+            .entry((uuid.to_owned(), id))
+            .or_default()
+            .push(name.clone());
+        nic.target_dev = Some(name.clone());
+        Ok(PluggedNic {
+            nic,
+            tap: Some(name),
+        })
+    }
+
+    /// Undoes [`Self::plug_one`] (or unplugs a started VM's interface): deletes the VM's
+    /// tap `tap` and forgets it. Failures are logged.
+    /// For a `network` interface about to be hot-plugged into the VM of run `id`: a port on
+    /// its network, recorded in `nic` (bridge, portid) and held by the VM from now on (give
+    /// it back with [`Self::leave_network`]). `None` for other types.
+    pub async fn join_one(
+        &self,
+        owner: PortOwner<'_>,
+        id: i32,
+        nic: &mut Interface,
+        index: usize,
+    ) -> Result<Option<HeldPort>, NetError> {
+        if nic.iface_type != "network" {
+            return Ok(None);
+        }
+        let Some(service) = &self.ports else {
+            return Err(NetError::NoNetworkService);
+        };
+        let port = join_network(service.as_ref(), owner, nic, index).await?;
+        self.held()
+            .entry((owner.uuid.to_owned(), id))
+            .or_default()
+            .push(port.clone());
+        Ok(Some(port))
+    }
+
+    /// The VM of run `id` no longer uses `port`: it is deleted on its network.
+    pub async fn leave_network(&self, uuid: &str, id: i32, port: &HeldPort, domain: &str) {
+        let key = (uuid.to_owned(), id);
+        {
+            let mut held = self.held();
+            if let Some(ports) = held.get_mut(&key) {
+                ports.retain(|p| p != port);
+                if ports.is_empty() {
+                    held.remove(&key);
+                }
+            }
+        }
+        self.delete_ports(std::slice::from_ref(port), domain).await;
+    }
+
+    pub async fn unplug_one(&self, uuid: &str, id: i32, tap: &str, domain: &str) {
+        let key = (uuid.to_owned(), id);
+        {
+            let mut owned = self.owned();
+            if let Some(taps) = owned.get_mut(&key) {
+                taps.retain(|t| t != tap);
+                if taps.is_empty() {
+                    owned.remove(&key);
+                }
+            }
+        }
+        self.delete_all(&[tap.to_owned()], domain).await;
+    }
+
     /// After a service restart: the taps of a VM that still runs are its own again, and the
     /// name counter moves past them (libvirt's `virNetDevReserveName`).
     pub async fn adopt(&self, def: &DomainDef, id: i32) {
@@ -221,16 +334,23 @@ impl HostNet {
     }
 }
 
+/// One interface after [`HostNet::plug_one`]: as it runs, and the tap made for it (owned
+/// by the VM).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluggedNic {
+    pub nic: Interface,
+    pub tap: Option<String>,
+}
+
 /// A port on the network of `live`'s `index`-th interface (a `network` one), recorded in
 /// its `<source>` with the network's bridge; the MAC is filled in first if missing, since the
 /// port carries it.
 async fn join_network(
     service: &dyn NetworkPorts,
-    live: &mut DomainDef,
+    owner: PortOwner<'_>,
+    nic: &mut Interface,
     index: usize,
 ) -> Result<HeldPort, NetError> {
-    let (name, uuid) = (live.name.clone(), live.uuid.clone());
-    let nic = &mut live.devices.interfaces[index];
     let network = ports::network_of(nic, index)?.to_owned();
     let mac = match nic.mac.clone() {
         Some(mac) => mac,
@@ -241,10 +361,6 @@ async fn join_network(
             nic.mac = Some(mac.clone());
             mac
         }
-    };
-    let owner = PortOwner {
-        name: &name,
-        uuid: &uuid,
     };
     let port = service.create(&network, owner, &mac).await?;
     let source = nic.source.get_or_insert_default();
