@@ -204,6 +204,21 @@ impl Session {
         self.input.send(data).await.expect("console input");
     }
 
+    /// Waits for the end-of-replay marker and returns how many bytes it says were replayed.
+    async fn wait_replay_done(&self) -> u64 {
+        let until = tokio::time::Instant::now() + HANG_GUARD;
+        loop {
+            if let Some(bytes) = *self.replayed.lock().unwrap() {
+                return bytes;
+            }
+            assert!(
+                tokio::time::Instant::now() < until,
+                "no end of replay (hang guard)"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     async fn wait_closed(&self) -> pb::ConsoleClosed {
         let until = tokio::time::Instant::now() + HANG_GUARD;
         loop {
@@ -290,10 +305,10 @@ async fn console_of_a_booting_guest() {
     let viewer = attach(&service, open("", false, true)).await.unwrap();
     for s in [&writer, &viewer] {
         s.wait_for("Linux version", HANG_GUARD).await;
-        assert!(
-            s.replayed.lock().unwrap().unwrap_or(0) > 0,
-            "replay announced"
-        );
+        // The end-of-replay marker follows the replayed bytes on the stream; the reader task
+        // may not have taken it yet when the bytes are already visible.
+        let replayed = s.wait_replay_done().await;
+        assert!(replayed > 0, "replay announced {replayed} bytes");
     }
 
     // Type a command; the shell's answer (not the echo of what was typed) reaches everyone.
