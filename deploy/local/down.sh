@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Stops the daemons deploy/local/up.sh started for a state dir (by their pid files), and
-# nothing else. Domains follow the driver's own rules (the state stays on disk).
+# nothing else. Domains and networks follow their drivers' own rules (the state stays on
+# disk).
 #
 #   deploy/local/down.sh [--state-dir DIR]
 set -euo pipefail
@@ -10,14 +11,14 @@ while [ $# -gt 0 ]; do
     case $1 in
         --state-dir) state_dir=${2:?--state-dir needs a directory}; shift 2 ;;
         --state-dir=*) state_dir=${1#*=}; shift ;;
-        -h|--help) sed -n '2,5p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,6p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "down.sh: unknown argument '$1'" >&2; exit 2 ;;
     esac
 done
 run_dir=$state_dir/run
 
 # The gateway first, so no new call reaches a service that is stopping.
-for binary in virtplane-gateway virtplane-domaind; do
+for binary in virtplane-gateway virtplane-networkd virtplane-domaind; do
     pid_file=$run_dir/$binary.pid
     [ -f "$pid_file" ] || continue
     pid=$(cat "$pid_file")

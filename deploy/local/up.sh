@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Brings up virtplane on this host: the domain service and the gateway, on unix sockets in a
-# local state dir, with generated admin / operator / viewer tokens.
+# Brings up virtplane on this host: the domain service, the network service and the gateway,
+# on unix sockets in a local state dir, with generated admin / operator / viewer tokens.
 #
 #   deploy/local/up.sh [--state-dir DIR] [--driver test|qemu] [--detach] [--bin-dir DIR]
 #
@@ -70,7 +70,7 @@ if [ -z "$bin_dir" ]; then
     bin_dir=$repo/target/release
 fi
 bin_dir=$(cd "$bin_dir" && pwd)
-for binary in virtplane-domaind virtplane-gateway virtctl; do
+for binary in virtplane-domaind virtplane-networkd virtplane-gateway virtctl; do
     [ -x "$bin_dir/$binary" ] || { echo "up.sh: $bin_dir/$binary is missing" >&2; exit 1; }
 done
 
@@ -97,7 +97,17 @@ mv "$state_dir/tokens.tmp" "$state_dir/tokens"
 umask 022
 
 domain_sock=$run_dir/domain.sock
+network_sock=$run_dir/network.sock
 gateway_sock=$run_dir/gateway.sock
+
+# --- the network service's driver -------------------------------------------------------
+# `--driver qemu` will run the bridge driver (Linux bridges, dnsmasq, nftables) once it is in
+# the build; until then networks are simulated by the test driver with either driver.
+network_driver=test
+if [ "$driver" = qemu ]; then
+    echo "Note: networks are simulated (the network service's test driver) until the bridge"
+    echo "      driver lands: net-* commands work, but no bridge, DHCP or NAT is set up on this host."
+fi
 
 running() {
     local pid_file=$run_dir/$1.pid pid
@@ -119,15 +129,29 @@ start() {
 
 start virtplane-domaind --driver "$driver" --state-dir "$state_dir/domain" \
     --run-dir "$run_dir/domain" --listen "unix:$domain_sock"
+start virtplane-networkd --driver "$network_driver" --state-dir "$state_dir/network" \
+    --run-dir "$run_dir/network" --listen "unix:$network_sock"
+# A gateway started by an older up.sh does not know the network service: restart it.
+if running virtplane-gateway &&
+    ! grep -qa "network=unix:" "/proc/$(cat "$run_dir/virtplane-gateway.pid")/cmdline"; then
+    echo "restarting virtplane-gateway to route the network service"
+    gateway_pid=$(cat "$run_dir/virtplane-gateway.pid")
+    kill -TERM "$gateway_pid"
+    for _ in $(seq 100); do
+        kill -0 "$gateway_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+fi
 start virtplane-gateway --listen "unix:$gateway_sock" --tokens "$state_dir/tokens" \
-    --backend "domain=unix:$domain_sock" --audit-log "$log_dir/audit.log"
+    --backend "domain=unix:$domain_sock" --backend "network=unix:$network_sock" \
+    --audit-log "$log_dir/audit.log"
 
 # --- wait until every service answers its health check ---------------------------------
 healthy() { "$bin_dir/virtctl" --server "unix:$1" --token '' --timeout 2 health >/dev/null 2>&1; }
 deadline=$((SECONDS + 60))
-for sock in "$domain_sock" "$gateway_sock"; do
+for sock in "$domain_sock" "$network_sock" "$gateway_sock"; do
     until healthy "$sock"; do
-        for binary in virtplane-domaind virtplane-gateway; do
+        for binary in virtplane-domaind virtplane-networkd virtplane-gateway; do
             if ! running "$binary"; then
                 echo "up.sh: $binary exited; its log says:" >&2
                 tail -n 20 "$log_dir/$binary.log" >&2
@@ -157,9 +181,10 @@ mv "$state_dir/env.tmp" "$state_dir/env"
 
 cat <<MSG
 
-virtplane is up (driver: $driver)
+virtplane is up (driver: $driver; networks: $network_driver driver)
   gateway:         unix:$gateway_sock
   domain service:  unix:$domain_sock
+  network service: unix:$network_sock
   tokens:          $state_dir/env  (admin, operator and viewer; keep it private)
   logs:            $log_dir
 
@@ -167,6 +192,7 @@ Try it:
   source $state_dir/env
   export PATH=$bin_dir:\$PATH
   virtctl list --all
+  virtctl net-list --all
 Stop it:  $repo/deploy/local/down.sh --state-dir $state_dir
 MSG
 
@@ -176,7 +202,7 @@ fi
 echo
 echo "Running in the foreground; Ctrl-C stops the daemons."
 trap '"$repo/deploy/local/down.sh" --state-dir "$state_dir"; exit 0' INT TERM
-while running virtplane-domaind && running virtplane-gateway; do
+while running virtplane-domaind && running virtplane-networkd && running virtplane-gateway; do
     sleep 1
 done
 echo "up.sh: a daemon exited (logs in $log_dir)" >&2

@@ -326,6 +326,7 @@ mod tests {
             "connect",
             "domain",
             "network",
+            "network_port",
             "storage_pool",
             "storage_vol",
             "interface",
@@ -387,6 +388,70 @@ mod tests {
         let table = MethodTable::load().unwrap();
         let xml = table.get("/virtplane.v1.DomainService/GetXml").unwrap();
         assert_eq!(xml.flag_perms, vec!["domain:read_secure if secure"]);
+    }
+
+    #[test]
+    fn network_methods_route_to_the_network_service_with_libvirt_permissions() {
+        let table = MethodTable::load().unwrap();
+        let expected: &[(&str, &[&str], bool)] = &[
+            ("Define", &["network:write", "network:save"], false),
+            ("Create", &["network:write", "network:start"], false),
+            ("Undefine", &["network:delete"], true),
+            ("Start", &["network:start"], true),
+            ("Destroy", &["network:stop"], true),
+            ("Lookup", &["network:getattr"], true),
+            ("List", &["connect:search_networks"], false),
+            ("GetInfo", &["network:read"], true),
+            ("GetXml", &["network:read"], true),
+            ("SetAutostart", &["network:write"], true),
+            ("Update", &["network:write"], true),
+            ("GetDhcpLeases", &["network:read"], true),
+            ("CreatePort", &["network_port:create"], true),
+            ("DeletePort", &["network_port:delete"], true),
+            ("ListPorts", &["network:search_ports"], true),
+            ("GetPortXml", &["network_port:read"], true),
+            ("WatchEvents", &["connect:search_networks"], false),
+        ];
+        let served: Vec<&MethodAcl> = table
+            .iter()
+            .filter(|m| m.service == "virtplane.v1.NetworkService")
+            .collect();
+        assert_eq!(served.len(), expected.len(), "every rpc is checked here");
+        for (name, perms, keyed) in expected {
+            let path = format!("/virtplane.v1.NetworkService/{name}");
+            let method = table.get(&path).unwrap_or_else(|| panic!("{path} missing"));
+            assert_eq!(method.backend, "network", "{path}");
+            assert_eq!(&method.perms, perms, "{path}");
+            assert_eq!(method.object_key.is_some(), *keyed, "{path}: object key");
+        }
+        let update = table.get("/virtplane.v1.NetworkService/Update").unwrap();
+        assert_eq!(
+            update.flag_perms,
+            vec![
+                "network:save if flags.config",
+                "network:save if !flags.live && !flags.config"
+            ]
+        );
+        assert!(
+            table
+                .get("/virtplane.v1.NetworkService/WatchEvents")
+                .unwrap()
+                .server_streaming
+        );
+        let start = table.get("/virtplane.v1.NetworkService/Start").unwrap();
+        assert!(start.is_mutating());
+        let request = v1::StartNetworkRequest {
+            network: Some(v1::NetworkRef {
+                id: Some(v1::network_ref::Id::Name("default".into())),
+            }),
+        };
+        let key = start.object_key(&request.encode_to_vec()).unwrap().unwrap();
+        assert_eq!(key.kind, ObjectKind::Network);
+        assert_eq!(key.value, "default");
+        let leases = table
+            .get("/virtplane.v1.NetworkService/GetDhcpLeases")
+            .unwrap();
+        assert!(!leases.is_mutating(), "viewers may read leases");
     }
 
     #[test]

@@ -144,6 +144,42 @@ pub enum Command {
     QemuMonitorCmd(crate::commands::qemu::MonitorCommandArgs),
     /// Print raw QMP events of a domain, or of every domain (needs domain:passthrough)
     QemuMonitorEvent(crate::commands::qemu::MonitorEventArgs),
+    /// List networks (active ones unless --all or --inactive)
+    NetList(crate::commands::network::NetListArgs),
+    /// Network information
+    NetInfo(crate::commands::network::NetworkArg),
+    /// Network XML
+    NetDumpxml(crate::commands::network::NetDumpxmlArgs),
+    /// Define (but don't start) a persistent network from an XML file ('-' reads stdin)
+    NetDefine(crate::commands::network::NetFileArgs),
+    /// Create and start a transient network from an XML file ('-' reads stdin)
+    NetCreate(crate::commands::network::NetFileArgs),
+    /// Start a defined, inactive network
+    NetStart(crate::commands::network::NetworkArg),
+    /// Stop an active network (a transient one disappears)
+    NetDestroy(crate::commands::network::NetworkArg),
+    /// Undefine a persistent network (an active one stays, as transient)
+    NetUndefine(crate::commands::network::NetworkArg),
+    /// Mark a network to start with the host (or not, with --disable)
+    NetAutostart(crate::commands::network::NetAutostartArgs),
+    /// DHCP leases of a network
+    NetDhcpLeases(crate::commands::network::leases::NetDhcpLeasesArgs),
+    /// Add, delete or modify one element of a network's live state and/or config
+    NetUpdate(crate::commands::network::update::NetUpdateArgs),
+    /// Print a network's UUID
+    NetUuid(crate::commands::network::NetworkArg),
+    /// Print the name of the network with this UUID
+    NetName(crate::commands::network::NetNameArgs),
+    /// Wait for network events and print them
+    NetEvent(crate::commands::network::events::NetEventArgs),
+    /// List the ports of an active network
+    NetPortList(crate::commands::network::ports::NetPortListArgs),
+    /// Create a network port from an XML file ('-' reads stdin)
+    NetPortCreate(crate::commands::network::ports::NetPortCreateArgs),
+    /// Network port XML
+    NetPortDumpxml(crate::commands::network::ports::NetPortArgs),
+    /// Delete a network port
+    NetPortDelete(crate::commands::network::ports::NetPortArgs),
     /// Versions of virtctl, the service and the hypervisor
     Version,
     /// Node (host) information

@@ -19,6 +19,7 @@ use virtplane_proto::v1::console_service_client::ConsoleServiceClient;
 use virtplane_proto::v1::domain_service_client::DomainServiceClient;
 use virtplane_proto::v1::domain_stats_service_client::DomainStatsServiceClient;
 use virtplane_proto::v1::host_service_client::HostServiceClient;
+use virtplane_proto::v1::network_service_client::NetworkServiceClient;
 use virtplane_proto::v1::qemu_service_client::QemuServiceClient;
 
 use crate::error::{Error, root_cause};
@@ -143,6 +144,12 @@ impl Conn {
 
     pub fn domains(&self) -> DomainServiceClient<AuthChannel> {
         DomainServiceClient::new(self.channel.clone())
+            .max_decoding_message_size(MAX_MESSAGE)
+            .max_encoding_message_size(MAX_MESSAGE)
+    }
+
+    pub fn networks(&self) -> NetworkServiceClient<AuthChannel> {
+        NetworkServiceClient::new(self.channel.clone())
             .max_decoding_message_size(MAX_MESSAGE)
             .max_encoding_message_size(MAX_MESSAGE)
     }

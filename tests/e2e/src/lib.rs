@@ -40,13 +40,18 @@ pub const ADMIN_TOKEN: &str = "e2e-admin-token-0123456789";
 pub const OPERATOR_TOKEN: &str = "e2e-operator-token-0123456789";
 pub const VIEWER_TOKEN: &str = "e2e-viewer-token-0123456789";
 
-/// A running domain service + gateway in a temporary directory.
+/// A running domain service + gateway (+ network service, when asked for) in a temporary
+/// directory.
 pub struct Stack {
     pub dir: tempfile::TempDir,
     pub domain_sock: PathBuf,
     pub gateway_sock: PathBuf,
+    pub network_sock: PathBuf,
     domaind: Option<Child>,
     gateway: Option<Child>,
+    networkd: Option<Child>,
+    /// The network service's driver (`test`, `bridge`), when this stack runs one.
+    network_driver: Option<&'static str>,
     /// `test` or `qemu`.
     driver: &'static str,
     /// The network namespace the domain service runs in (`ip netns exec`), if not the host's.
@@ -62,17 +67,27 @@ impl Stack {
     /// Starts both daemons with `driver` (`test` or `qemu`). The directory is short (in
     /// /tmp): QEMU's unix sockets live under it and their paths are limited to 107 bytes.
     pub fn start_with(driver: &'static str) -> Self {
-        Self::start_full(driver, None)
+        Self::start_full(driver, None, None)
+    }
+
+    /// Like [`Self::start_with`], plus the network service with `network_driver`, which the
+    /// gateway routes NetworkService calls to.
+    pub fn start_with_network(driver: &'static str, network_driver: &'static str) -> Self {
+        Self::start_full(driver, None, Some(network_driver))
     }
 
     /// Like [`Self::start_with`], with the domain service (and so its QEMUs and taps) in the
     /// network namespace `netns` (see [`netns::NetNs`]); the gateway stays in the host's and
     /// reaches it over its unix socket, which works across network namespaces.
     pub fn start_in_netns(driver: &'static str, netns: &str) -> Self {
-        Self::start_full(driver, Some(netns.to_owned()))
+        Self::start_full(driver, Some(netns.to_owned()), None)
     }
 
-    fn start_full(driver: &'static str, netns: Option<String>) -> Self {
+    fn start_full(
+        driver: &'static str,
+        netns: Option<String>,
+        network_driver: Option<&'static str>,
+    ) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("vp-e2e-")
             .tempdir_in("/tmp")
@@ -94,13 +109,19 @@ impl Stack {
         let mut stack = Self {
             domain_sock: dir.path().join("run/domain.sock"),
             gateway_sock: dir.path().join("run/gateway.sock"),
+            network_sock: dir.path().join("run/network.sock"),
             dir,
             domaind: None,
             gateway: None,
+            networkd: None,
+            network_driver,
             driver,
             netns,
         };
         stack.start_domaind();
+        if network_driver.is_some() {
+            stack.start_networkd();
+        }
         stack.start_gateway();
         stack
     }
@@ -143,8 +164,43 @@ impl Stack {
         self.wait_healthy(&self.domain_sock.clone(), "virtplane-domaind");
     }
 
+    /// (Re)starts the network service on the same state dir and waits for its socket.
+    pub fn start_networkd(&mut self) {
+        let driver = self
+            .network_driver
+            .expect("a stack started with a network service");
+        let _ = std::fs::remove_file(&self.network_sock);
+        let child = Command::new(binary("virtplane-networkd"))
+            .args(["--driver", driver, "--state-dir"])
+            .arg(self.dir.path().join("network"))
+            .arg("--run-dir")
+            .arg(self.dir.path().join("run/network"))
+            .arg("--listen")
+            .arg(format!("unix:{}", self.network_sock.display()))
+            .stdout(self.log("networkd"))
+            .stderr(self.log("networkd"))
+            .spawn()
+            .expect("spawn virtplane-networkd");
+        self.networkd = Some(child);
+        self.wait_healthy(&self.network_sock.clone(), "virtplane-networkd");
+    }
+
+    /// SIGKILLs the network service (as a crash would) and waits for it to be gone.
+    pub fn kill_networkd(&mut self) {
+        if let Some(mut child) = self.networkd.take() {
+            child.kill().expect("kill -9 networkd");
+            child.wait().expect("reap networkd");
+        }
+    }
+
     fn start_gateway(&mut self) {
-        let child = Command::new(binary("virtplane-gateway"))
+        let mut command = Command::new(binary("virtplane-gateway"));
+        if self.network_driver.is_some() {
+            command
+                .arg("--backend")
+                .arg(format!("network=unix:{}", self.network_sock.display()));
+        }
+        let child = command
             .arg("--listen")
             .arg(format!("unix:{}", self.gateway_sock.display()))
             .arg("--tokens")
@@ -178,6 +234,8 @@ impl Stack {
                 "{name} did not become healthy; log:\n{}",
                 self.read_log(if name.contains("gateway") {
                     "gateway"
+                } else if name.contains("networkd") {
+                    "networkd"
                 } else {
                     "domaind"
                 })
@@ -325,9 +383,13 @@ impl Stack {
 
 impl Drop for Stack {
     fn drop(&mut self) {
-        for child in [self.gateway.take(), self.domaind.take()]
-            .into_iter()
-            .flatten()
+        for child in [
+            self.gateway.take(),
+            self.networkd.take(),
+            self.domaind.take(),
+        ]
+        .into_iter()
+        .flatten()
         {
             stop(child);
         }

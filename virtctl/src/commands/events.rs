@@ -24,8 +24,8 @@ use crate::output::eprint_line;
 use crate::view::{Event, EventBody, LifecycleKind};
 
 /// Shortest and longest pause between reconnection attempts.
-const BACKOFF_MIN: Duration = Duration::from_millis(200);
-const BACKOFF_MAX: Duration = Duration::from_secs(5);
+pub(crate) const BACKOFF_MIN: Duration = Duration::from_millis(200);
+pub(crate) const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
 /// How the wait ended, for virsh's closing lines.
 enum Ending {
@@ -198,11 +198,11 @@ async fn watch(ctx: &mut Ctx, a: &EventArgs, count: &mut u64) -> Result<(), Erro
 }
 
 /// Resync attempts that replay retained events before settling for new events only.
-const MAX_REPLAYS: u32 = 3;
+pub(crate) const MAX_REPLAYS: u32 = 3;
 
 /// Where to resume after RESYNC_NEEDED, from the oldest sequence the server still holds.
 #[derive(Debug, PartialEq, Eq)]
-enum Replay {
+pub(crate) enum Replay {
     /// The server's epoch (high 32 bits) changed: it restarted, and what it holds is all of
     /// its new run, the events of its reattach catch-up first.
     Restarted(u64),
@@ -210,7 +210,7 @@ enum Replay {
     FellBehind(u64),
 }
 
-fn replay_point(status: &Status, last: u64) -> Option<Replay> {
+pub(crate) fn replay_point(status: &Status, last: u64) -> Option<Replay> {
     let oldest: u64 = status
         .get_details_error_info()?
         .metadata
@@ -227,7 +227,7 @@ fn replay_point(status: &Status, last: u64) -> Option<Replay> {
 
 /// OUT_OF_RANGE on a watch means the resume point fell out of the retained window. A server
 /// that names another reason means something else, and is reported as an error.
-fn resync_needed(status: &Status) -> bool {
+pub(crate) fn resync_needed(status: &Status) -> bool {
     if status.code() != tonic::Code::OutOfRange {
         return false;
     }
@@ -238,7 +238,7 @@ fn resync_needed(status: &Status) -> bool {
 }
 
 /// Codes that mean "the connection or the server went away", worth a reconnect.
-fn retryable(code: tonic::Code) -> bool {
+pub(crate) fn retryable(code: tonic::Code) -> bool {
     use tonic::Code::*;
     matches!(
         code,

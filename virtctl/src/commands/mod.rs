@@ -10,6 +10,7 @@ pub mod host;
 pub mod interface;
 pub mod lifecycle;
 pub mod memory;
+pub mod network;
 pub mod qemu;
 pub mod stats;
 pub mod vcpu;
@@ -69,6 +70,24 @@ pub async fn run(command: Command, ctx: &mut Ctx) -> Result<(), Error> {
         Command::Dommemstat(a) => stats::dommemstat(ctx, a).await,
         Command::QemuMonitorCmd(a) => qemu::monitor_command(ctx, a).await,
         Command::QemuMonitorEvent(a) => qemu::monitor_event(ctx, a).await,
+        Command::NetList(a) => network::net_list(ctx, a).await,
+        Command::NetInfo(a) => network::net_info(ctx, a).await,
+        Command::NetDumpxml(a) => network::net_dumpxml(ctx, a).await,
+        Command::NetDefine(a) => network::net_define(ctx, a).await,
+        Command::NetCreate(a) => network::net_create(ctx, a).await,
+        Command::NetStart(a) => network::net_start(ctx, a).await,
+        Command::NetDestroy(a) => network::net_destroy(ctx, a).await,
+        Command::NetUndefine(a) => network::net_undefine(ctx, a).await,
+        Command::NetAutostart(a) => network::net_autostart(ctx, a).await,
+        Command::NetDhcpLeases(a) => network::leases::net_dhcp_leases(ctx, a).await,
+        Command::NetUpdate(a) => network::update::net_update(ctx, a).await,
+        Command::NetUuid(a) => network::net_uuid(ctx, a).await,
+        Command::NetName(a) => network::net_name(ctx, a).await,
+        Command::NetEvent(a) => network::events::net_event(ctx, a).await,
+        Command::NetPortList(a) => network::ports::net_port_list(ctx, a).await,
+        Command::NetPortCreate(a) => network::ports::net_port_create(ctx, a).await,
+        Command::NetPortDumpxml(a) => network::ports::net_port_dumpxml(ctx, a).await,
+        Command::NetPortDelete(a) => network::ports::net_port_delete(ctx, a).await,
         Command::Version => host::version(ctx).await,
         Command::Nodeinfo => host::nodeinfo(ctx).await,
         Command::Health(a) => host::health(ctx, a).await,
