@@ -12,7 +12,8 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{current_netns, in_own_netns, ip, netns_of_pid, require};
+use common::dhcp::dhcp_client;
+use common::{in_own_netns, require};
 use virtplane_network::host::bridge::{BridgeConfig, Netlink};
 use virtplane_network::host::dnsmasq::{Dnsmasq, DnsmasqError, DnsmasqFiles};
 use virtplane_network::host::leases::{Lease, read_leases};
@@ -82,84 +83,6 @@ async fn make_bridge() {
         .await
         .unwrap();
     netlink.set_up(&bridge).await.unwrap();
-}
-
-/// What the DHCP client saw.
-#[derive(Debug)]
-struct ClientRun {
-    lease: Option<String>,
-    output: String,
-}
-
-/// Runs busybox `udhcpc` for `mac` in a fresh namespace joined to the bridge by a veth
-/// pair, then, when `lookup` is given, asks the network's DNS for that name. The client's
-/// namespace (and the veth pair with it) goes when the client exits.
-async fn dhcp_client(run_dir: &RunDir, mac: &str, lookup: Option<&str>) -> ClientRun {
-    let script = run_dir.path("udhcpc.sh");
-    std::fs::write(
-        &script,
-        "#!/bin/sh\ncase \"$1\" in\n  bound|renew)\n    \
-         ip addr add \"$ip/$mask\" dev \"$interface\"\n    \
-         echo \"LEASE $ip\"\n    ;;\nesac\nexit 0\n",
-    )
-    .unwrap();
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
-    ip(&[
-        "link", "add", "vp-h", "type", "veth", "peer", "name", "vp-g", "address", mac,
-    ]);
-    ip(&["link", "set", "vp-h", "master", BRIDGE, "up"]);
-    let lookup_line = lookup
-        .map(|name| format!("busybox nslookup {name} {GATEWAY}\n"))
-        .unwrap_or_default();
-    let client_script = format!(
-        "i=0\nwhile ! ip link show vp-g >/dev/null 2>&1; do\n  i=$((i+1)); [ $i -gt 400 ] && \
-         exit 90; sleep 0.05\ndone\nip link set lo up\nip link set vp-g up\n\
-         busybox udhcpc -i vp-g -f -q -n -t 10 -T 1 -s {}\n{lookup_line}",
-        script.display()
-    );
-    let child = tokio::process::Command::new("unshare")
-        .args(["--net", "--", "busybox", "sh", "-c", &client_script])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("run unshare");
-    let pid = child.id().unwrap();
-    // Move the guest's end once the client is in its own namespace.
-    let ours = current_netns();
-    let deadline = Instant::now() + HANG_GUARD;
-    while netns_of_pid(pid).is_some_and(|ns| ns == ours) {
-        assert!(
-            Instant::now() < deadline,
-            "the client never left our namespace"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    ip(&["link", "set", "vp-g", "netns", &pid.to_string()]);
-    let out = tokio::time::timeout(HANG_GUARD, child.wait_with_output())
-        .await
-        .expect("the DHCP client finished")
-        .unwrap();
-    let output = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let lease = output
-        .lines()
-        .find_map(|line| line.strip_prefix("LEASE "))
-        .map(str::to_owned);
-    // The veth pair went with the client's namespace.
-    let deadline = Instant::now() + HANG_GUARD;
-    while common::link("vp-h").is_some() {
-        assert!(Instant::now() < deadline, "vp-h outlived the client");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    ClientRun { lease, output }
 }
 
 /// The lease of `mac` at `ip` in the lease file, once dnsmasq has written it.
@@ -239,7 +162,7 @@ fn dnsmasq_serves_dhcp_and_dns_and_is_reattached_reloaded_and_stopped() {
         );
 
         // A guest gets a lease from the range, recorded in the lease file.
-        let first = dhcp_client(&run_dir, GUEST_MAC, None).await;
+        let first = dhcp_client(run_dir.dir.path(), BRIDGE, GATEWAY, GUEST_MAC, None).await;
         let leased = first.lease.clone().unwrap_or_else(|| panic!("{first:?}"));
         assert!(leased.starts_with("192.168.77."), "{first:?}");
         let lease = wait_for_lease(&files, GUEST_MAC, &leased).await;
@@ -278,7 +201,14 @@ fn dnsmasq_serves_dhcp_and_dns_and_is_reattached_reloaded_and_stopped() {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        let second = dhcp_client(&run_dir, GUEST_MAC, Some("static.test")).await;
+        let second = dhcp_client(
+            run_dir.dir.path(),
+            BRIDGE,
+            GATEWAY,
+            GUEST_MAC,
+            Some("static.test"),
+        )
+        .await;
         assert_eq!(second.lease.as_deref(), Some("192.168.77.50"), "{second:?}");
         assert!(
             second.output.contains("192.168.77.9"),

@@ -7,8 +7,8 @@
 //! rules for define, undefine, start, stop, autostart, update and ports — is [`core::Core`],
 //! which implements this trait over a [`core::Runtime`]: what starting, stopping or
 //! changing a network does on the host. The `test` driver's runtime simulates it
-//! ([`test`]); the `bridge` driver's will make bridges, dnsmasq and nftables tables with
-//! `crate::render` and `crate::host`.
+//! ([`test`]); the `bridge` driver's makes bridges, dnsmasq and nftables tables with
+//! `crate::render` and `crate::host` ([`bridge`]).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -19,6 +19,7 @@ use crate::error::{NetworkError, Result};
 use crate::model::{Event, Info, Lease, ListFilter, NetworkRef, Summary, UpdateSpec, Updated};
 use crate::xml::{NetworkDef, PortDef};
 
+pub mod bridge;
 pub mod core;
 pub mod test;
 
@@ -88,13 +89,65 @@ pub struct DriverConfig {
 
 /// Builds the configured driver.
 pub async fn build(kind: DriverKind, config: &DriverConfig) -> Result<Arc<dyn NetworkDriver>> {
+    claim_state_dir(kind, config)?;
     match kind {
         DriverKind::Test => Ok(Arc::new(test::open(config).await?)),
-        DriverKind::Bridge => Err(NetworkError::Unsupported {
-            driver: "bridge",
-            what: "the bridge driver is not in this build yet; run with --driver test \
-                   (simulated networks) until it lands"
-                .into(),
-        }),
+        DriverKind::Bridge => Ok(Arc::new(bridge::open(config).await?)),
+    }
+}
+
+impl DriverKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Test => "test",
+            Self::Bridge => "bridge",
+        }
+    }
+}
+
+/// A state dir belongs to the driver that first used it: the test driver's simulated
+/// `default` network, say, must never be taken for a real one by the bridge driver, which
+/// would then look for (and might adopt or delete) a host bridge of that name.
+fn claim_state_dir(kind: DriverKind, config: &DriverConfig) -> Result<()> {
+    let marker = config.state_dir.join("driver");
+    match std::fs::read_to_string(&marker) {
+        Ok(text) if text.trim() == kind.as_str() => Ok(()),
+        Ok(text) => Err(NetworkError::InvalidArg(format!(
+            "the state dir {} holds the networks of the {} driver, not the {} driver's; \
+             use another --state-dir for the {} driver",
+            config.state_dir.display(),
+            text.trim(),
+            kind.as_str(),
+            kind.as_str()
+        ))),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(&config.state_dir)
+                .map_err(|e| NetworkError::storage("create", &config.state_dir, e))?;
+            virtplane_common::store::write_atomic(&marker, kind.as_str().as_bytes())
+                .map_err(|e| NetworkError::storage("write", &marker, e))
+        }
+        Err(error) => Err(NetworkError::storage("read", &marker, error)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_state_dir_stays_with_its_driver() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = DriverConfig {
+            state_dir: dir.path().join("state"),
+            run_dir: dir.path().join("run"),
+        };
+        claim_state_dir(DriverKind::Test, &config).unwrap();
+        claim_state_dir(DriverKind::Test, &config).unwrap();
+        let error = claim_state_dir(DriverKind::Bridge, &config).unwrap_err();
+        let text = error.to_string();
+        assert!(
+            text.contains("test driver") && text.contains("--state-dir"),
+            "{text}"
+        );
     }
 }

@@ -233,6 +233,28 @@ pub fn reload_hosts(
     Ok(())
 }
 
+/// A live change of DHCP or DNS hosts where dnsmasq cannot read its hosts files again by
+/// itself (they lie under a directory `nobody` cannot search): dnsmasq is stopped and
+/// started again, reading them as root. Leases survive in its lease file.
+pub async fn restart_dnsmasq(
+    network: &str,
+    running: RunningNetwork,
+    dns: &DnsmasqPlan,
+) -> Result<RunningNetwork, HostError> {
+    let old = match running.dnsmasq {
+        Some(dnsmasq) => Some(dnsmasq),
+        None => Dnsmasq::reattach(network, &dns.files).await?,
+    };
+    if let Some(old) = old {
+        old.stop().await?;
+    }
+    write_hosts_files(network, dns)?;
+    let dnsmasq = Dnsmasq::start(network, &dns.files, &dns.conf).await?;
+    Ok(RunningNetwork {
+        dnsmasq: Some(dnsmasq),
+    })
+}
+
 /// Writes the hosts files readable by dnsmasq, which drops to `nobody` and reads them again
 /// as that user on SIGHUP.
 fn write_hosts_files(network: &str, dns: &DnsmasqPlan) -> Result<(), HostError> {

@@ -18,6 +18,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod dhcp;
+
 /// Runs `test` in a network namespace of its own (module docs); false when skipped.
 pub fn in_own_netns<F, Fut>(test: F) -> bool
 where
