@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
+pub mod guest;
 pub mod netns;
 
 /// The directory holding the workspace's binaries (target/debug when run by `cargo test`).
@@ -81,6 +82,16 @@ impl Stack {
     /// reaches it over its unix socket, which works across network namespaces.
     pub fn start_in_netns(driver: &'static str, netns: &str) -> Self {
         Self::start_full(driver, Some(netns.to_owned()), None)
+    }
+
+    /// Like [`Self::start_in_netns`], plus the network service with `network_driver` in the
+    /// same namespace: its bridges, dnsmasq and nftables tables live there with the taps.
+    pub fn start_with_network_in_netns(
+        driver: &'static str,
+        network_driver: &'static str,
+        netns: &str,
+    ) -> Self {
+        Self::start_full(driver, Some(netns.to_owned()), Some(network_driver))
     }
 
     fn start_full(
@@ -170,7 +181,8 @@ impl Stack {
             .network_driver
             .expect("a stack started with a network service");
         let _ = std::fs::remove_file(&self.network_sock);
-        let child = Command::new(binary("virtplane-networkd"))
+        let child = self
+            .in_netns(binary("virtplane-networkd"))
             .args(["--driver", driver, "--state-dir"])
             .arg(self.dir.path().join("network"))
             .arg("--run-dir")
@@ -183,6 +195,19 @@ impl Stack {
             .expect("spawn virtplane-networkd");
         self.networkd = Some(child);
         self.wait_healthy(&self.network_sock.clone(), "virtplane-networkd");
+    }
+
+    /// A command for `program`, run in the stack's network namespace when it has one
+    /// (`ip netns exec` execs in place: the pid stays the program's).
+    fn in_netns(&self, program: PathBuf) -> Command {
+        match &self.netns {
+            None => Command::new(program),
+            Some(netns) => {
+                let mut command = Command::new("ip");
+                command.args(["netns", "exec", netns]).arg(program);
+                command
+            }
+        }
     }
 
     /// SIGKILLs the network service (as a crash would) and waits for it to be gone.

@@ -12,14 +12,12 @@
 //!
 //! Deadlines only stop hangs; nothing asserts a duration.
 
-use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
+use virtplane_e2e::guest::{Console, build_guest, kernel};
 use virtplane_e2e::netns::NetNs;
-use virtplane_e2e::{ADMIN_TOKEN, Stack, binary};
+use virtplane_e2e::{ADMIN_TOKEN, Stack};
 
 /// Hang guard for the boot (kernel + initramfs under TCG on a loaded 2-core machine).
 const BOOT_DEADLINE: Duration = Duration::from_secs(120);
@@ -30,33 +28,8 @@ const BRIDGE: &str = "vpbr0";
 const HOST_IP: &str = "192.0.2.1";
 const GUEST_IP: &str = "192.0.2.2";
 
-fn build_guest() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .expect("workspace root");
-    let out = root.join("target/guest");
-    let output = Command::new("bash")
-        .arg(root.join("tests/guest/build.sh"))
-        .arg(&out)
-        .current_dir(&root)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run tests/guest/build.sh");
-    assert!(
-        output.status.success(),
-        "tests/guest/build.sh failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    out
-}
-
 fn guest_xml(name: &str, guest: &Path, bridge: &str) -> String {
-    let kernel = if guest.join("vmlinux").is_file() {
-        guest.join("vmlinux")
-    } else {
-        guest.join("vmlinuz")
-    };
+    let kernel = kernel(guest);
     format!(
         r#"<domain type='qemu'>
   <name>{name}</name>
@@ -81,69 +54,6 @@ fn guest_xml(name: &str, guest: &Path, bridge: &str) -> String {
         kernel = kernel.display(),
         initrd = guest.join("initrd.img").display(),
     )
-}
-
-/// `virtctl console NAME` as a writer: what it printed so far. Killed by pid when dropped.
-struct Console {
-    child: Child,
-    stdout: Arc<Mutex<Vec<u8>>>,
-}
-
-impl Console {
-    fn open(stack: &Stack, name: &str) -> Self {
-        let mut child = Command::new(binary("virtctl"))
-            .env("VIRTCTL_CONFIG", stack.dir.path().join("none.yaml"))
-            .arg("--server")
-            .arg(format!("unix:{}", stack.gateway_sock.display()))
-            .args(["--token", ADMIN_TOKEN, "console", name, "--force"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn virtctl console");
-        let stdout = Arc::new(Mutex::new(Vec::new()));
-        let sink = Arc::clone(&stdout);
-        let mut pipe = child.stdout.take().expect("stdout");
-        std::thread::spawn(move || {
-            let mut chunk = [0u8; 4096];
-            while let Ok(n) = pipe.read(&mut chunk) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock().unwrap().extend_from_slice(&chunk[..n]);
-            }
-        });
-        Self { child, stdout }
-    }
-
-    fn out(&self) -> String {
-        String::from_utf8_lossy(&self.stdout.lock().unwrap()).into_owned()
-    }
-
-    fn wait_for(&self, needle: &str, deadline: Duration) {
-        let until = Instant::now() + deadline;
-        while !self.out().contains(needle) {
-            assert!(
-                Instant::now() < until,
-                "no {needle:?} on the console (hang guard)\n{}",
-                self.out()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn type_text(&mut self, text: &str) {
-        let stdin = self.child.stdin.as_mut().expect("a writer has stdin");
-        stdin.write_all(text.as_bytes()).expect("type into virtctl");
-        stdin.flush().expect("flush");
-    }
-}
-
-impl Drop for Console {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// `virtctl domifstat NAME DEV` → (rx_packets, tx_packets) as the guest sees them.

@@ -8,42 +8,17 @@
 //! stderr: the banner and the closing message). Deadlines only stop hangs.
 
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use virtplane_e2e::guest::build_guest;
 use virtplane_e2e::{ADMIN_TOKEN, OPERATOR_TOKEN, Stack, VIEWER_TOKEN, binary};
 
 /// Hang guard for the boot (kernel + initramfs under TCG on a loaded 2-core machine).
 const BOOT_DEADLINE: Duration = Duration::from_secs(120);
 const HANG_GUARD: Duration = Duration::from_secs(30);
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .expect("workspace root")
-}
-
-/// Builds (or reuses) the test guest in target/guest.
-fn build_guest() -> PathBuf {
-    let root = workspace_root();
-    let out = root.join("target/guest");
-    let output = Command::new("bash")
-        .arg(root.join("tests/guest/build.sh"))
-        .arg(&out)
-        .current_dir(&root)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run tests/guest/build.sh");
-    assert!(
-        output.status.success(),
-        "tests/guest/build.sh failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    out
-}
 
 fn guest_xml(name: &str, guest: &Path) -> String {
     let kernel = if guest.join("vmlinux").is_file() {

@@ -9,11 +9,11 @@
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use virtplane_common::client::connect_channel;
 use virtplane_common::server::ListenAddr;
+use virtplane_e2e::guest::build_guest;
 use virtplane_e2e::{Stack, wait_for_line, watch_events};
 use virtplane_proto::v1 as pb;
 use virtplane_proto::v1::domain_service_client::DomainServiceClient;
@@ -82,25 +82,6 @@ impl Drop for ServiceCgroup {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
-}
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
-
-fn build_guest() -> PathBuf {
-    let root = workspace_root();
-    let out = root.join("target/guest");
-    let status = Command::new("bash")
-        .arg(root.join("tests/guest/build.sh"))
-        .arg(&out)
-        .status()
-        .expect("run tests/guest/build.sh");
-    assert!(status.success(), "tests/guest/build.sh failed");
-    out
 }
 
 fn bare_xml(name: &str) -> String {
