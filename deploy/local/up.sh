@@ -128,21 +128,29 @@ start() {
     echo "started $binary (pid $!, log $log_dir/$binary.log)"
 }
 
+# A service started by an older up.sh may lack an option this one passes: restart it (VMs
+# and networks outlive their services, so this loses nothing).
+restart_without() {
+    local binary=$1 option=$2
+    if running "$binary" && ! grep -qa -- "$option" "/proc/$(cat "$run_dir/$binary.pid")/cmdline"; then
+        echo "restarting $binary (started without $option)"
+        local pid
+        pid=$(cat "$run_dir/$binary.pid")
+        kill -TERM "$pid"
+        for _ in $(seq 100); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+    fi
+}
+
+restart_without virtplane-domaind --network-service
 start virtplane-domaind --driver "$driver" --state-dir "$state_dir/domain" \
-    --run-dir "$run_dir/domain" --listen "unix:$domain_sock"
+    --run-dir "$run_dir/domain" --listen "unix:$domain_sock" \
+    --network-service "unix:$network_sock"
 start virtplane-networkd --driver "$network_driver" --state-dir "$state_dir/network" \
     --run-dir "$run_dir/network" --listen "unix:$network_sock"
-# A gateway started by an older up.sh does not know the network service: restart it.
-if running virtplane-gateway &&
-    ! grep -qa "network=unix:" "/proc/$(cat "$run_dir/virtplane-gateway.pid")/cmdline"; then
-    echo "restarting virtplane-gateway to route the network service"
-    gateway_pid=$(cat "$run_dir/virtplane-gateway.pid")
-    kill -TERM "$gateway_pid"
-    for _ in $(seq 100); do
-        kill -0 "$gateway_pid" 2>/dev/null || break
-        sleep 0.1
-    done
-fi
+restart_without virtplane-gateway "network=unix:"
 start virtplane-gateway --listen "unix:$gateway_sock" --tokens "$state_dir/tokens" \
     --backend "domain=unix:$domain_sock" --backend "network=unix:$network_sock" \
     --audit-log "$log_dir/audit.log"

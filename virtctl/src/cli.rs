@@ -132,6 +132,8 @@ pub enum Command {
     Domblklist(crate::commands::stats::DomblklistArgs),
     /// List a domain's network interfaces
     Domiflist(crate::commands::stats::DomiflistArgs),
+    /// IP addresses of a running domain's interfaces (DHCP leases, ARP table or guest agent)
+    Domifaddr(crate::commands::addresses::DomifaddrArgs),
     /// Disk I/O counters of a domain
     Domblkstat(crate::commands::stats::DomblkstatArgs),
     /// Network interface counters of a domain

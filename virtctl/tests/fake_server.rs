@@ -20,6 +20,7 @@ struct Log {
     calls: Vec<(String, Option<String>, bool)>,
     watch_after: Vec<u64>,
     set_vcpus: Vec<pb::SetVcpusRequest>,
+    address_sources: Vec<i32>,
     defined_xml: Vec<String>,
 }
 
@@ -244,6 +245,34 @@ impl DomainService for Fake {
     ) -> Res<pb::SetAutostartResponse> {
         self.note("set_autostart", &r)?;
         Ok(Response::new(pb::SetAutostartResponse {}))
+    }
+    async fn get_interface_addresses(
+        &self,
+        r: Request<pb::GetInterfaceAddressesRequest>,
+    ) -> Res<pb::GetInterfaceAddressesResponse> {
+        self.note("get_interface_addresses", &r)?;
+        let source = r.get_ref().source;
+        self.log.lock().unwrap().address_sources.push(source);
+        let address = |ip: &str, prefix| pb::InterfaceAddress {
+            r#type: pb::IpAddrType::Ipv4 as i32,
+            address: ip.into(),
+            prefix,
+            source,
+        };
+        Ok(Response::new(pb::GetInterfaceAddressesResponse {
+            interfaces: vec![
+                pb::DomainInterfaceAddresses {
+                    name: "vnet0".into(),
+                    mac: "52:54:00:e2:e0:01".into(),
+                    addresses: vec![address("192.168.122.50", 24)],
+                },
+                pb::DomainInterfaceAddresses {
+                    name: "vnet1".into(),
+                    mac: "52:54:00:e2:e0:02".into(),
+                    addresses: vec![address("10.9.0.7", 0), address("10.9.0.8", 0)],
+                },
+            ],
+        }))
     }
     async fn attach_device(
         &self,
@@ -532,6 +561,50 @@ fn vcpus() {
     let (code, _, err) = run(s.virtctl().args(["vcpucount", "web", "--live"]));
     assert_eq!(code, 1);
     assert_eq!(err, "error: domain 'web' is not running\n");
+}
+
+#[test]
+fn domifaddr_filters_and_names_the_source() {
+    let s = Server::start();
+    let (code, out, err) = run(s.virtctl().args([
+        "domifaddr",
+        "web",
+        "--source",
+        "arp",
+        "--interface",
+        "vnet1",
+    ]));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out,
+        " Name       MAC address          Protocol     Address\n\
+         -------------------------------------------------------------------------------\n \
+         vnet1      52:54:00:e2:e0:02    ipv4         10.9.0.7/0\n \
+         -          -                    ipv4         10.9.0.8/0\n"
+    );
+    // By MAC too, and as JSON with each address's source.
+    let (code, out, err) = run(s.virtctl().args([
+        "domifaddr",
+        "web",
+        "--interface",
+        "52:54:00:E2:E0:01",
+        "-o",
+        "json",
+    ]));
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 1, "{out}");
+    assert_eq!(v[0]["name"], "vnet0");
+    assert_eq!(v[0]["addresses"][0]["address"], "192.168.122.50");
+    assert_eq!(v[0]["addresses"][0]["source"], "lease");
+    let sent = s.log.lock().unwrap().address_sources.clone();
+    assert_eq!(
+        sent,
+        [
+            pb::InterfaceAddressesSource::Arp as i32,
+            pb::InterfaceAddressesSource::Lease as i32
+        ]
+    );
 }
 
 #[test]

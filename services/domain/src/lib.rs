@@ -4,6 +4,7 @@
 //! drivers) → `domains.rs` (the in-memory list and snapshots), `impact.rs` (libvirt's flag
 //! semantics), `persist.rs` (files), `xml/` (the libvirt domain XML model).
 
+pub mod addresses;
 pub mod api;
 pub mod console;
 pub mod device_edit;
@@ -12,6 +13,7 @@ pub mod driver;
 pub mod error;
 pub mod impact;
 pub mod model;
+pub mod network_service;
 pub mod passthrough;
 pub mod persist;
 pub mod stats;

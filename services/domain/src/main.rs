@@ -13,6 +13,7 @@ use virtplane_common::server::{self, ListenAddr};
 use virtplane_domain::api::DomainApi;
 use virtplane_domain::api::console::ConsoleApi;
 use virtplane_domain::driver::{self, DriverConfig, DriverKind};
+use virtplane_domain::network_service::NetworkService;
 use virtplane_proto::v1::console_service_server::ConsoleServiceServer;
 use virtplane_proto::v1::domain_service_server::DomainServiceServer;
 use virtplane_proto::v1::domain_stats_service_server::DomainStatsServiceServer;
@@ -48,6 +49,11 @@ struct Args {
     /// Leave QEMU in the service's cgroup (VMs then die when that cgroup is killed).
     #[arg(long, conflicts_with = "vm_cgroup_root")]
     no_vm_cgroups: bool,
+    /// The network service (unix:/path/to.sock or host:port) that gives `<interface
+    /// type='network'>` its ports and answers `domifaddr` from its DHCP leases. Without it
+    /// such interfaces are refused with a message saying so.
+    #[arg(long, value_name = "ADDR")]
+    network_service: Option<ListenAddr>,
     /// Accept a plain TCP listen address. Without mTLS (not built yet) every peer that can
     /// reach the port gets full access, so this must be asked for explicitly.
     #[arg(long)]
@@ -116,12 +122,16 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         run_dir,
         emulator: args.emulator,
         vm_cgroup_root: (!args.no_vm_cgroups).then_some(args.vm_cgroup_root),
+        network_service: args.network_service.map(NetworkService::new),
     };
     let driver = driver::build(args.driver, &config).await?;
     let versions = driver.versions();
     tracing::info!(driver = versions.driver, state_dir = %state_dir.display(), "domain service starting");
     let consoles = ConsoleApi::new(driver.clone());
-    let api = DomainApi::new(driver);
+    let mut api = DomainApi::new(driver);
+    if let Some(networks) = &config.network_service {
+        api = api.with_network_service(networks.clone());
+    }
     let (routes, _health) = server::standard_routes(&[
         "virtplane.v1.DomainService",
         "virtplane.v1.HostService",

@@ -537,6 +537,7 @@ async fn driver_removes_vm_cgroups_when_vms_stop() {
         run_dir: dir.path().join("run"),
         emulator: None,
         vm_cgroup_root: Some(Some(PathBuf::from(&root))),
+        network_service: None,
     })
     .await
     .unwrap();

@@ -38,6 +38,7 @@ impl Fixture {
             run_dir: dir.path().join("run"),
             emulator: None,
             vm_cgroup_root: Some(None),
+            network_service: None,
         })
         .await
         .expect("open the qemu driver");

@@ -61,6 +61,7 @@ impl Fixture {
             run_dir: dir.join("run"),
             emulator: None,
             vm_cgroup_root: Some(None),
+            network_service: None,
         })
         .await
         .expect("open the qemu driver")

@@ -60,6 +60,7 @@ async fn world() -> World {
         run_dir: dir.path().join("run"),
         emulator: None,
         vm_cgroup_root: None,
+        network_service: None,
     };
     let driver = TestDriver::open(&config).await.unwrap();
     for n in ["web", "off"] {

@@ -149,17 +149,13 @@ impl Stack {
     /// (Re)starts the domain service on the same state dir and waits for its socket.
     pub fn start_domaind(&mut self) {
         let _ = std::fs::remove_file(&self.domain_sock);
-        // `ip netns exec` execs the service in place: the pid stays the service's.
-        let mut command = match &self.netns {
-            None => Command::new(binary("virtplane-domaind")),
-            Some(netns) => {
-                let mut command = Command::new("ip");
-                command
-                    .args(["netns", "exec", netns])
-                    .arg(binary("virtplane-domaind"));
-                command
-            }
-        };
+        let mut command = self.in_netns(binary("virtplane-domaind"));
+        if self.network_driver.is_some() {
+            // Connected lazily: the network service may start after the domain service.
+            command
+                .arg("--network-service")
+                .arg(format!("unix:{}", self.network_sock.display()));
+        }
         let child = command
             .args(["--driver", self.driver, "--state-dir"])
             .arg(self.dir.path().join("domain"))

@@ -2,6 +2,7 @@
 //! a few calls and prints. Shared here: the context every command gets and the name-or-UUID
 //! rule virsh uses for domain arguments.
 
+pub mod addresses;
 pub mod console;
 pub mod device;
 pub mod domain;
@@ -65,6 +66,7 @@ pub async fn run(command: Command, ctx: &mut Ctx) -> Result<(), Error> {
         Command::Domstats(a) => stats::domstats(ctx, a).await,
         Command::Domblklist(a) => stats::domblklist(ctx, a).await,
         Command::Domiflist(a) => stats::domiflist(ctx, a).await,
+        Command::Domifaddr(a) => addresses::domifaddr(ctx, a).await,
         Command::Domblkstat(a) => stats::domblkstat(ctx, a).await,
         Command::Domifstat(a) => stats::domifstat(ctx, a).await,
         Command::Dommemstat(a) => stats::dommemstat(ctx, a).await,

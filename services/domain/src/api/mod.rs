@@ -15,8 +15,10 @@ use virtplane_proto::v1::host_service_server::HostService;
 
 use crate::driver::DomainDriver;
 use crate::model::{MemoryFlags, PowerMode, VcpuFlags, XmlFlags};
+use crate::network_service::NetworkService;
 use crate::xml::{DomainDef, parse_device, parse_domain};
 
+mod addresses;
 pub mod console;
 pub mod convert;
 pub mod qemu;
@@ -27,6 +29,8 @@ pub mod status;
 #[derive(Clone)]
 pub struct DomainApi {
     driver: Arc<dyn DomainDriver>,
+    /// For `domifaddr --source lease`; `None` when the service runs without one.
+    networks: Option<NetworkService>,
     service_version: &'static str,
 }
 
@@ -34,8 +38,15 @@ impl DomainApi {
     pub fn new(driver: Arc<dyn DomainDriver>) -> Self {
         Self {
             driver,
+            networks: None,
             service_version: env!("CARGO_PKG_VERSION"),
         }
+    }
+
+    /// Answers `domifaddr --source lease` from this network service's DHCP leases.
+    pub fn with_network_service(mut self, networks: NetworkService) -> Self {
+        self.networks = Some(networks);
+        self
     }
 }
 
@@ -411,6 +422,15 @@ impl DomainService for DomainApi {
             )
             .await?;
         Ok(Response::new(pb::DetachDeviceResponse {}))
+    }
+
+    async fn get_interface_addresses(
+        &self,
+        request: Request<pb::GetInterfaceAddressesRequest>,
+    ) -> Reply<pb::GetInterfaceAddressesResponse> {
+        let caller = Caller::from_metadata(request.metadata());
+        self.interface_addresses(&caller, request.into_inner())
+            .await
     }
 
     type WatchEventsStream = Pin<Box<dyn Stream<Item = Result<pb::DomainEvent, Status>> + Send>>;

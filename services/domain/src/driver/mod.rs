@@ -233,6 +233,9 @@ pub struct DriverConfig {
     /// service's cgroup leaves VMs running: `None` = no placement (QEMU stays in the
     /// service's cgroup), `Some(None)` = the default root (`virtplane.vms`).
     pub vm_cgroup_root: Option<Option<PathBuf>>,
+    /// The network service that gives `<interface type='network'>` its ports (qemu driver);
+    /// `None` = such interfaces are refused with a message saying so.
+    pub network_service: Option<crate::network_service::NetworkService>,
 }
 
 /// Builds the configured driver.

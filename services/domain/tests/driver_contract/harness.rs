@@ -80,6 +80,7 @@ impl Harness for TestHarness {
             run_dir: dir.path().join("run"),
             emulator: None,
             vm_cgroup_root: None,
+            network_service: None,
         };
         Self { _dir: dir, config }
     }
@@ -141,6 +142,7 @@ impl Harness for QemuHarness {
             run_dir: dir.path().join("run"),
             emulator: None,
             vm_cgroup_root: Some(None),
+            network_service: None,
         };
         Self {
             _turn: turn,

@@ -100,7 +100,10 @@ impl QemuDriver {
             core,
             config: qemu_config,
             vms: Mutex::new(HashMap::new()),
-            net: super::net::HostNet::default(),
+            net: match &config.network_service {
+                Some(service) => super::net::HostNet::with_ports(Arc::new(service.clone())),
+                None => super::net::HostNet::default(),
+            },
             qemu_version,
             me: me.clone(),
         });

@@ -51,8 +51,10 @@ pub enum NetError {
          without one (start virtplane-domaind with --network-service ADDR)"
     )]
     NoNetworkService,
-    /// The network service refused or failed a port call; `kind` says which way to map it.
-    #[error("network '{network}': {message}")]
+    /// The network service refused or failed a call about `network`; `message` is its own
+    /// words (which name the network), or says why it could not be asked; `kind` says which
+    /// way to map it.
+    #[error("{message}")]
     Port {
         network: String,
         message: String,

@@ -17,7 +17,7 @@
 //! Everything happens in the service's own network namespace: the bridge must be there, and
 //! so are the taps.
 
-mod error;
+pub mod error;
 mod link;
 pub mod names;
 pub mod plan;
@@ -222,8 +222,6 @@ impl HostNet {
         })
     }
 
-    /// Undoes [`Self::plug_one`] (or unplugs a started VM's interface): deletes the VM's
-    /// tap `tap` and forgets it. Failures are logged.
     /// For a `network` interface about to be hot-plugged into the VM of run `id`: a port on
     /// its network, recorded in `nic` (bridge, portid) and held by the VM from now on (give
     /// it back with [`Self::leave_network`]). `None` for other types.
@@ -263,6 +261,8 @@ impl HostNet {
         self.delete_ports(std::slice::from_ref(port), domain).await;
     }
 
+    /// Undoes [`Self::plug_one`] (or unplugs a started VM's interface): deletes the VM's
+    /// tap `tap` and forgets it. Failures are logged.
     pub async fn unplug_one(&self, uuid: &str, id: i32, tap: &str, domain: &str) {
         let key = (uuid.to_owned(), id);
         {

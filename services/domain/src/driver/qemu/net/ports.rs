@@ -130,7 +130,7 @@ mod tests {
             if network != "default" {
                 return Err(NetError::Port {
                     network: network.into(),
-                    message: "network not found".into(),
+                    message: format!("network '{network}' not found"),
                     kind: super::super::error::PortErrorKind::Refused,
                 });
             }
@@ -175,7 +175,7 @@ mod tests {
              <interface type='network'><source network='missing'/></interface>",
         ));
         let error = net.plug(d, 1).await.unwrap_err();
-        assert_eq!(error.to_string(), "network 'missing': network not found");
+        assert_eq!(error.to_string(), "network 'missing' not found");
         assert_eq!(*fake.created.lock().unwrap(), vec!["t/52:54:00:00:00:01"]);
         assert_eq!(
             *fake.deleted.lock().unwrap(),
