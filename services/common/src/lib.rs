@@ -1,10 +1,12 @@
 //! Plumbing shared by every virtplane daemon.
 
 pub mod client;
+pub mod daemon;
 pub mod events;
 pub mod identity;
 pub mod logging;
 pub mod names;
+pub mod object_files;
 pub mod runtime;
 pub mod server;
 pub mod status;

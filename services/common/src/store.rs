@@ -157,3 +157,78 @@ mod tests {
         assert!(dir.path().join("b.xml").exists());
     }
 }
+
+/// Why a state dir could not be claimed for a driver.
+#[derive(Debug, thiserror::Error)]
+pub enum ClaimError {
+    #[error(
+        "the state dir {dir} holds the {objects} of the {owner} driver, not the {driver} \
+         driver's; use another --state-dir for the {driver} driver"
+    )]
+    OtherDriver {
+        dir: String,
+        objects: &'static str,
+        owner: String,
+        driver: &'static str,
+    },
+    #[error("cannot {action} {path}: {source}")]
+    Io {
+        action: &'static str,
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// A state dir belongs to the driver that first used it (the marker `STATE/driver`): a test
+/// driver's simulated `default` network or pool must never be taken for a real one by a
+/// host driver, which would then look for (and might adopt or delete) what it names.
+pub fn claim_for_driver(
+    state_dir: &Path,
+    driver: &'static str,
+    objects: &'static str,
+) -> Result<(), ClaimError> {
+    let marker = state_dir.join("driver");
+    let io_error = |action, path: &Path| {
+        let path = path.display().to_string();
+        move |source| ClaimError::Io {
+            action,
+            path,
+            source,
+        }
+    };
+    match std::fs::read_to_string(&marker) {
+        Ok(text) if text.trim() == driver => Ok(()),
+        Ok(text) => Err(ClaimError::OtherDriver {
+            dir: state_dir.display().to_string(),
+            objects,
+            owner: text.trim().to_owned(),
+            driver,
+        }),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(state_dir).map_err(io_error("create", state_dir))?;
+            write_atomic(&marker, driver.as_bytes()).map_err(io_error("write", &marker))
+        }
+        Err(error) => Err(io_error("read", &marker)(error)),
+    }
+}
+
+#[cfg(test)]
+mod claim_tests {
+    use super::*;
+
+    #[test]
+    fn a_state_dir_stays_with_its_driver() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        claim_for_driver(&state, "test", "pools").unwrap();
+        claim_for_driver(&state, "test", "pools").unwrap();
+        let text = claim_for_driver(&state, "dir", "pools")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            text.contains("pools of the test driver") && text.contains("--state-dir"),
+            "{text}"
+        );
+    }
+}

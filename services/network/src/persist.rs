@@ -1,4 +1,5 @@
-//! Where networks live on disk.
+//! Where networks live on disk (the shared layout of `virtplane_common::object_files`,
+//! plus the ports).
 //!
 //! - `STATE/networks/NAME.xml`: a persistent network's config.
 //! - `STATE/autostart/NAME`: an empty marker, as libvirt's autostart symlink.
@@ -16,28 +17,21 @@
 //! ([`file_stem`]): names may be up to 256 bytes and start with a dot, file names may not
 //! exceed 255 bytes, and dot files are temp files. The XML inside is the truth for the name.
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use virtplane_common::object_files::{FileError, ObjectFiles, read_files};
 use virtplane_common::store;
+
+pub use virtplane_common::object_files::file_stem;
 
 use crate::error::{NetworkError, Result};
 
-/// Longest network name used as a file name as it is.
-const MAX_PLAIN_STEM: usize = 200;
-
-/// The file name (without suffix) that holds a network's files.
-pub fn file_stem(name: &str) -> String {
-    if name.len() <= MAX_PLAIN_STEM && !name.starts_with('.') && !name.starts_with('~') {
-        return name.to_owned();
+impl From<FileError> for NetworkError {
+    fn from(error: FileError) -> Self {
+        Self::storage(error.action, &error.path, error.source)
     }
-    use sha2::Digest;
-    format!(
-        "~{}",
-        &hex::encode(sha2::Sha256::digest(name.as_bytes()))[..40]
-    )
 }
 
 /// One network as found on disk at start-up.
@@ -53,44 +47,23 @@ pub struct StoredNetwork {
     pub ports: Vec<(String, String)>,
 }
 
+/// The networks' files: the shared config/autostart/status layout, plus the ports.
 #[derive(Debug, Clone)]
 pub struct Store {
-    config_dir: PathBuf,
-    autostart_dir: PathBuf,
-    status_dir: PathBuf,
+    files: ObjectFiles,
     ports_dir: PathBuf,
-    run_dir: PathBuf,
 }
 
 impl Store {
     /// Creates the directories if needed and removes temp files a crash left behind.
     pub fn open(state_dir: &Path, run_dir: &Path) -> Result<Self> {
-        let store = Self {
-            config_dir: state_dir.join("networks"),
-            autostart_dir: state_dir.join("autostart"),
-            status_dir: run_dir.join("networks"),
-            ports_dir: run_dir.join("ports"),
-            run_dir: run_dir.to_path_buf(),
-        };
-        for dir in [
-            &store.config_dir,
-            &store.autostart_dir,
-            &store.status_dir,
-            &store.ports_dir,
-        ] {
-            fs::create_dir_all(dir).map_err(|e| NetworkError::storage("create", dir, e))?;
-            store::remove_stale_temp_files(dir)
-                .map_err(|e| NetworkError::storage("clean", dir, e))?;
-        }
-        Ok(store)
-    }
-
-    fn config_path(&self, name: &str) -> PathBuf {
-        self.config_dir.join(format!("{}.xml", file_stem(name)))
-    }
-
-    fn status_path(&self, name: &str) -> PathBuf {
-        self.status_dir.join(format!("{}.xml", file_stem(name)))
+        let files = ObjectFiles::open(state_dir, run_dir, "networks")?;
+        let ports_dir = run_dir.join("ports");
+        fs::create_dir_all(&ports_dir)
+            .map_err(|e| NetworkError::storage("create", &ports_dir, e))?;
+        store::remove_stale_temp_files(&ports_dir)
+            .map_err(|e| NetworkError::storage("clean", &ports_dir, e))?;
+        Ok(Self { files, ports_dir })
     }
 
     fn port_dir(&self, network: &str) -> PathBuf {
@@ -98,33 +71,21 @@ impl Store {
     }
 
     pub fn save_config(&self, name: &str, xml: &str) -> Result<()> {
-        let path = self.config_path(name);
-        store::write_atomic(&path, xml.as_bytes())
-            .map_err(|e| NetworkError::storage("write", &path, e))
+        Ok(self.files.save_config(name, xml)?)
     }
 
     /// Removes the config and the autostart marker.
     pub fn remove_config(&self, name: &str) -> Result<()> {
-        let path = self.config_path(name);
-        store::remove_durable(&path).map_err(|e| NetworkError::storage("remove", &path, e))?;
-        self.set_autostart(name, false)
+        Ok(self.files.remove_config(name)?)
     }
 
     pub fn set_autostart(&self, name: &str, on: bool) -> Result<()> {
-        let path = self.autostart_dir.join(file_stem(name));
-        let result = if on {
-            store::write_atomic(&path, b"")
-        } else {
-            store::remove_durable(&path).map(|_| ())
-        };
-        result.map_err(|e| NetworkError::storage("update", &path, e))
+        Ok(self.files.set_autostart(name, on)?)
     }
 
     /// Records an active network's live definition.
     pub fn save_status(&self, name: &str, live_xml: &str) -> Result<()> {
-        let path = self.status_path(name);
-        store::write_runtime(&path, live_xml.as_bytes())
-            .map_err(|e| NetworkError::storage("write", &path, e))
+        Ok(self.files.save_status(name, live_xml)?)
     }
 
     /// Forgets that a network is active: its status and every port file.
@@ -134,8 +95,7 @@ impl Store {
 
     /// [`Store::remove_status`] by the stem found at load time.
     pub fn remove_status_files(&self, stem: &str) -> Result<()> {
-        let path = self.status_dir.join(format!("{stem}.xml"));
-        store::remove_runtime(&path).map_err(|e| NetworkError::storage("remove", &path, e))?;
+        self.files.remove_status_file(stem)?;
         let ports = self.ports_dir.join(stem);
         match fs::remove_dir_all(&ports) {
             Ok(()) => Ok(()),
@@ -171,73 +131,35 @@ impl Store {
     /// Moves a config this version cannot load to `STATE/networks/broken/`, so that nothing
     /// overwrites it and the user can repair it; returns where it went.
     pub fn quarantine(&self, stem: &str) -> Result<PathBuf> {
-        let broken = self.config_dir.join("broken");
-        fs::create_dir_all(&broken).map_err(|e| NetworkError::storage("create", &broken, e))?;
-        let from = self.config_dir.join(format!("{stem}.xml"));
-        let stamp = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        let to = broken.join(format!("{stem}.xml.{stamp}"));
-        fs::rename(&from, &to).map_err(|e| NetworkError::storage("move", &from, e))?;
-        store::sync_dir(&self.config_dir)
-            .map_err(|e| NetworkError::storage("sync", &self.config_dir, e))?;
-        Ok(to)
+        Ok(self.files.quarantine(stem)?)
     }
 
-    /// True the first time it is called since the host booted (or for a new run dir): the
-    /// marker `RUN/autostarted` holds the boot id, so autostart runs once per boot.
+    /// True the first time it is called since the host booted (or for a new run dir).
     pub fn claim_boot(&self) -> Result<bool> {
-        let marker = self.run_dir.join("autostarted");
-        let boot_id = fs::read_to_string("/proc/sys/kernel/random/boot_id")
-            .unwrap_or_default()
-            .trim()
-            .to_owned();
-        if fs::read_to_string(&marker).is_ok_and(|seen| seen.trim() == boot_id) {
-            return Ok(false);
-        }
-        store::write_atomic(&marker, format!("{boot_id}\n").as_bytes())
-            .map_err(|e| NetworkError::storage("write", &marker, e))?;
-        Ok(true)
+        Ok(self.files.claim_boot()?)
     }
 
-    /// Every network with a config or a status file, sorted by stem.
+    /// Every network with a config or a status file, sorted by stem, with its ports.
     pub fn load_all(&self) -> Result<Vec<StoredNetwork>> {
-        let mut found = BTreeMap::<String, StoredNetwork>::new();
-        fn entry<'a>(
-            found: &'a mut BTreeMap<String, StoredNetwork>,
-            stem: &str,
-        ) -> &'a mut StoredNetwork {
-            found
-                .entry(stem.to_owned())
-                .or_insert_with(|| StoredNetwork {
-                    stem: stem.to_owned(),
-                    config: None,
-                    autostart: false,
-                    status: None,
-                    ports: Vec::new(),
-                })
-        }
-        for (stem, text) in read_files(&self.config_dir, ".xml")? {
-            entry(&mut found, &stem).config = Some(text);
-        }
-        for (stem, text) in read_files(&self.status_dir, ".xml")? {
-            entry(&mut found, &stem).status = Some(text);
-        }
-        for (stem, _) in read_files(&self.autostart_dir, "")? {
-            if let Some(network) = found.get_mut(&stem) {
-                network.autostart = true;
-            }
-        }
-        for (stem, network) in &mut found {
-            let dir = self.ports_dir.join(stem);
+        let mut networks = Vec::new();
+        for object in self.files.load_all()? {
+            let dir = self.ports_dir.join(&object.stem);
+            let mut ports = Vec::new();
             if dir.is_dir() {
                 store::remove_stale_temp_files(&dir)
                     .map_err(|e| NetworkError::storage("clean", &dir, e))?;
-                network.ports = read_files(&dir, ".xml")?;
-                network.ports.sort();
+                ports = read_files(&dir, ".xml")?;
+                ports.sort();
             }
+            networks.push(StoredNetwork {
+                stem: object.stem,
+                config: object.config,
+                autostart: object.autostart,
+                status: object.status,
+                ports,
+            });
         }
-        Ok(found.into_values().collect())
+        Ok(networks)
     }
 
     /// Port directories of networks that have no status file (left by a crash between
@@ -254,31 +176,6 @@ impl Store {
         }
         Ok(())
     }
-}
-
-/// (name without suffix, contents) of every regular file in `dir` ending in `suffix`.
-fn read_files(dir: &Path, suffix: &str) -> Result<Vec<(String, String)>> {
-    let read = || -> io::Result<Vec<(String, String)>> {
-        let mut files = Vec::new();
-        for entry in fs::read_dir(dir)? {
-            let entry = entry?;
-            let file_name = entry.file_name().to_string_lossy().into_owned();
-            if file_name.starts_with('.') || !entry.file_type()?.is_file() {
-                continue;
-            }
-            let Some(name) = file_name.strip_suffix(suffix) else {
-                continue;
-            };
-            let text = if suffix.is_empty() {
-                String::new()
-            } else {
-                fs::read_to_string(entry.path())?
-            };
-            files.push((name.to_owned(), text));
-        }
-        Ok(files)
-    };
-    read().map_err(|e| NetworkError::storage("read", dir, e))
 }
 
 #[cfg(test)]

@@ -109,25 +109,15 @@ impl DriverKind {
 /// `default` network, say, must never be taken for a real one by the bridge driver, which
 /// would then look for (and might adopt or delete) a host bridge of that name.
 fn claim_state_dir(kind: DriverKind, config: &DriverConfig) -> Result<()> {
-    let marker = config.state_dir.join("driver");
-    match std::fs::read_to_string(&marker) {
-        Ok(text) if text.trim() == kind.as_str() => Ok(()),
-        Ok(text) => Err(NetworkError::InvalidArg(format!(
-            "the state dir {} holds the networks of the {} driver, not the {} driver's; \
-             use another --state-dir for the {} driver",
-            config.state_dir.display(),
-            text.trim(),
-            kind.as_str(),
-            kind.as_str()
-        ))),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::create_dir_all(&config.state_dir)
-                .map_err(|e| NetworkError::storage("create", &config.state_dir, e))?;
-            virtplane_common::store::write_atomic(&marker, kind.as_str().as_bytes())
-                .map_err(|e| NetworkError::storage("write", &marker, e))
-        }
-        Err(error) => Err(NetworkError::storage("read", &marker, error)),
-    }
+    use virtplane_common::store::{ClaimError, claim_for_driver};
+    claim_for_driver(&config.state_dir, kind.as_str(), "networks").map_err(|error| match error {
+        ClaimError::OtherDriver { .. } => NetworkError::InvalidArg(error.to_string()),
+        ClaimError::Io {
+            action,
+            path,
+            source,
+        } => NetworkError::storage(action, std::path::Path::new(&path), source),
+    })
 }
 
 #[cfg(test)]

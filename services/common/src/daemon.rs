@@ -1,0 +1,151 @@
+//! What every virtplane daemon's command line and `main` share: the listen, run-dir, socket
+//! and logging options ([`DaemonArgs`], flattened into each daemon's own arguments), the
+//! refusal of plain TCP unless asked for, absolute directories, and a `main` that builds the
+//! runtime and reports a failure in one line.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use crate::logging::{self, LogFormat};
+use crate::server::ListenAddr;
+
+/// The options every daemon takes besides its state dir and driver.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DaemonArgs {
+    /// Where to listen: unix:/path/to.sock or host:port; repeatable.
+    /// Default: a unix socket in the run dir.
+    #[arg(long)]
+    pub listen: Vec<ListenAddr>,
+    /// Directory for runtime state (default: STATE_DIR/run).
+    #[arg(long)]
+    pub run_dir: Option<PathBuf>,
+    /// Accept a plain TCP listen address. Without mTLS (not built yet) every peer that can
+    /// reach the port gets full access, so this must be asked for explicitly.
+    #[arg(long)]
+    pub insecure_tcp: bool,
+    /// Unix socket permissions (octal).
+    #[arg(long, default_value = "600", value_parser = parse_mode)]
+    pub socket_mode: u32,
+    #[arg(long, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    /// Tokio worker threads (default: half the cores, at least one).
+    #[arg(long, value_name = "N")]
+    pub worker_threads: Option<usize>,
+}
+
+fn parse_mode(text: &str) -> Result<u32, String> {
+    u32::from_str_radix(text, 8).map_err(|_| format!("'{text}' is not an octal mode such as 600"))
+}
+
+/// `path` made absolute against the current directory.
+pub fn absolute(path: &Path) -> std::io::Result<PathBuf> {
+    if path.is_absolute() {
+        Ok(path.to_path_buf())
+    } else {
+        Ok(std::env::current_dir()?.join(path))
+    }
+}
+
+impl DaemonArgs {
+    /// The state dir and run dir, absolute (run dir default: `STATE_DIR/run`).
+    pub fn dirs(&self, state_dir: &Path) -> std::io::Result<(PathBuf, PathBuf)> {
+        let state_dir = absolute(state_dir)?;
+        let run_dir = match &self.run_dir {
+            Some(dir) => absolute(dir)?,
+            None => state_dir.join("run"),
+        };
+        Ok((state_dir, run_dir))
+    }
+
+    /// Where to listen: the `--listen` addresses, else `unix:RUN_DIR/SOCKET`. Plain TCP is
+    /// refused unless `--insecure-tcp` was given.
+    pub fn listen_addresses(
+        &self,
+        run_dir: &Path,
+        socket: &str,
+    ) -> Result<Vec<ListenAddr>, String> {
+        let listen = if self.listen.is_empty() {
+            vec![ListenAddr::Unix(run_dir.join(socket))]
+        } else {
+            self.listen.clone()
+        };
+        if let Some(tcp) = listen.iter().find(|a| matches!(a, ListenAddr::Tcp(_)))
+            && !self.insecure_tcp
+        {
+            return Err(format!(
+                "refusing to listen on {tcp}: plain TCP gives every peer that reaches it full \
+                 access (the service trusts its callers; mTLS is not built yet). Use a unix \
+                 socket, or pass --insecure-tcp if the port is private"
+            ));
+        }
+        Ok(listen)
+    }
+
+    /// Runs a daemon's `serve` future on a runtime built from these options, with logging
+    /// set up; a failure is printed as `NAME: error` and gives a failing exit code.
+    pub fn main<F>(&self, name: &str, serve: F) -> ExitCode
+    where
+        F: Future<Output = Result<(), Box<dyn std::error::Error>>>,
+    {
+        logging::init(self.log_format);
+        let runtime = match crate::runtime::build(self.worker_threads) {
+            Ok(runtime) => runtime,
+            Err(error) => {
+                eprintln!("{name}: cannot start the runtime: {error}");
+                return ExitCode::FAILURE;
+            }
+        };
+        match runtime.block_on(serve) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("{name}: {error}");
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        daemon: DaemonArgs,
+    }
+
+    #[test]
+    fn tcp_needs_to_be_asked_for() {
+        let cli = Cli::parse_from(["d", "--listen", "127.0.0.1:7000"]);
+        let error = cli
+            .daemon
+            .listen_addresses(Path::new("/run/x"), "s.sock")
+            .unwrap_err();
+        assert!(error.contains("--insecure-tcp"), "{error}");
+        let cli = Cli::parse_from(["d", "--listen", "127.0.0.1:7000", "--insecure-tcp"]);
+        assert!(
+            cli.daemon
+                .listen_addresses(Path::new("/run/x"), "s.sock")
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn the_default_socket_is_in_the_run_dir() {
+        let cli = Cli::parse_from(["d"]);
+        let (state, run) = cli.daemon.dirs(Path::new("/var/lib/x")).unwrap();
+        assert_eq!(state, Path::new("/var/lib/x"));
+        assert_eq!(run, Path::new("/var/lib/x/run"));
+        let listen = cli.daemon.listen_addresses(&run, "storage.sock").unwrap();
+        assert_eq!(listen.len(), 1);
+        assert!(
+            matches!(&listen[0], ListenAddr::Unix(p) if p == Path::new("/var/lib/x/run/storage.sock"))
+        );
+        let bad = Cli::try_parse_from(["d", "--socket-mode", "9x"]).unwrap_err();
+        assert!(bad.to_string().contains("octal"), "{bad}");
+    }
+}
