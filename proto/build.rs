@@ -12,6 +12,7 @@ const PROTOS: &[&str] = &[
     "virtplane/v1/domain_stats.proto",
     "virtplane/v1/qemu.proto",
     "virtplane/v1/network.proto",
+    "virtplane/v1/storage.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Stops the daemons deploy/local/up.sh started for a state dir (by their pid files), and
-# nothing else. Domains and networks follow their drivers' own rules (the state stays on
+# nothing else. Domains, networks and pools follow their drivers' own rules (the state stays on
 # disk).
 #
 #   deploy/local/down.sh [--state-dir DIR]
@@ -18,7 +18,7 @@ done
 run_dir=$state_dir/run
 
 # The gateway first, so no new call reaches a service that is stopping.
-for binary in virtplane-gateway virtplane-networkd virtplane-domaind; do
+for binary in virtplane-gateway virtplane-storaged virtplane-networkd virtplane-domaind; do
     pid_file=$run_dir/$binary.pid
     [ -f "$pid_file" ] || continue
     pid=$(cat "$pid_file")

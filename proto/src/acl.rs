@@ -138,18 +138,29 @@ impl MethodAcl {
 }
 
 /// Reads a `*Ref` message (`oneof id { string name; string uuid; }`): the first set field,
-/// a uuid prefixed with `uuid:`.
+/// a uuid prefixed with `uuid:`. A volume named by pool and name (`PoolVolumeName`) reads
+/// `pool/volume`; by key or path, the key or path.
 fn reference_value(reference: &DynamicMessage) -> Option<String> {
     for (field, value) in reference.fields() {
-        if let Value::String(text) = value {
-            if text.is_empty() {
-                continue;
+        match value {
+            Value::String(text) if !text.is_empty() => {
+                return Some(if field.name() == "uuid" {
+                    format!("uuid:{text}")
+                } else {
+                    text.clone()
+                });
             }
-            return Some(if field.name() == "uuid" {
-                format!("uuid:{text}")
-            } else {
-                text.clone()
-            });
+            Value::Message(name) => {
+                let part = |field: &str| {
+                    name.get_field_by_name(field)
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .filter(|text| !text.is_empty())
+                };
+                if let (Some(pool), Some(volume)) = (part("pool"), part("volume")) {
+                    return Some(format!("{pool}/{volume}"));
+                }
+            }
+            _ => {}
         }
     }
     None
@@ -364,6 +375,42 @@ mod tests {
         let key = start.object_key(&request.encode_to_vec()).unwrap().unwrap();
         assert_eq!(key.kind, ObjectKind::Domain);
         assert_eq!(key.value, "web");
+    }
+
+    #[test]
+    fn volume_keys_read_pool_slash_volume_or_the_path() {
+        let table = MethodTable::load().unwrap();
+        let delete = table
+            .get("/virtplane.v1.StorageService/DeleteVolume")
+            .unwrap();
+        assert_eq!(delete.perms, vec!["storage_vol:delete"]);
+        assert_eq!(delete.backend, "storage");
+        let by_name = v1::DeleteVolumeRequest {
+            volume: Some(v1::StorageVolRef {
+                id: Some(v1::storage_vol_ref::Id::Name(v1::PoolVolumeName {
+                    pool: "default".into(),
+                    volume: "web.qcow2".into(),
+                })),
+            }),
+        };
+        let key = delete
+            .object_key(&by_name.encode_to_vec())
+            .unwrap()
+            .unwrap();
+        assert_eq!(key.kind, ObjectKind::StorageVol);
+        assert_eq!(key.value, "default/web.qcow2");
+        let by_path = v1::DeleteVolumeRequest {
+            volume: Some(v1::StorageVolRef {
+                id: Some(v1::storage_vol_ref::Id::Path(
+                    "/var/lib/virtplane/images/web.qcow2".into(),
+                )),
+            }),
+        };
+        let key = delete
+            .object_key(&by_path.encode_to_vec())
+            .unwrap()
+            .unwrap();
+        assert_eq!(key.value, "/var/lib/virtplane/images/web.qcow2");
     }
 
     #[test]
