@@ -53,7 +53,7 @@ pub struct Cli {
     pub output: Option<Format>,
 
     /// Seconds to wait for each call [default: 30]; for `event`, how long to listen (as
-    /// virsh's `event --timeout`)
+    /// virsh's `event --timeout`); for `vol-upload`/`vol-download`, the longest stall
     #[arg(
         long,
         global = true,
@@ -182,6 +182,72 @@ pub enum Command {
     NetPortDumpxml(crate::commands::network::ports::NetPortArgs),
     /// Delete a network port
     NetPortDelete(crate::commands::network::ports::NetPortArgs),
+    /// List storage pools (active ones unless --all or --inactive)
+    PoolList(crate::commands::storage::pools::PoolListArgs),
+    /// Storage pool information
+    PoolInfo(crate::commands::storage::pools::PoolInfoArgs),
+    /// Storage pool XML
+    PoolDumpxml(crate::commands::storage::pools::PoolDumpxmlArgs),
+    /// Define (but don't start) a persistent pool from an XML file ('-' reads stdin)
+    PoolDefine(crate::commands::storage::pools::PoolFileArgs),
+    /// Define a persistent pool from arguments (--print-xml only prints its XML)
+    PoolDefineAs(Box<crate::commands::storage::pools::PoolAsArgs>),
+    /// Create and start a transient pool from an XML file ('-' reads stdin)
+    PoolCreate(crate::commands::storage::pools::PoolCreateArgs),
+    /// Create and start a transient pool from arguments (--print-xml only prints its XML)
+    PoolCreateAs(Box<crate::commands::storage::pools::PoolCreateAsArgs>),
+    /// Build a pool's target (for a dir pool: make the directory)
+    PoolBuild(crate::commands::storage::pools::PoolBuildArgs),
+    /// Start a defined, inactive pool
+    PoolStart(crate::commands::storage::pools::PoolStartArgs),
+    /// Stop an active pool (its volumes stay; a transient pool disappears)
+    PoolDestroy(crate::commands::storage::pools::PoolArg),
+    /// Delete a pool's target (for a dir pool: remove the empty directory)
+    PoolDelete(crate::commands::storage::pools::PoolArg),
+    /// Undefine an inactive persistent pool
+    PoolUndefine(crate::commands::storage::pools::PoolArg),
+    /// Mark a pool to start with the host (or not, with --disable)
+    PoolAutostart(crate::commands::storage::pools::PoolAutostartArgs),
+    /// Rescan a pool's target for volumes
+    PoolRefresh(crate::commands::storage::pools::PoolArg),
+    /// Print a pool's UUID
+    PoolUuid(crate::commands::storage::pools::PoolArg),
+    /// Print the name of the pool with this UUID
+    PoolName(crate::commands::storage::pools::PoolNameArgs),
+    /// Wait for storage pool and volume events and print them
+    PoolEvent(crate::commands::storage::events::PoolEventArgs),
+    /// List the volumes of a pool
+    VolList(crate::commands::storage::volumes::VolListArgs),
+    /// Volume information
+    VolInfo(crate::commands::storage::volumes::VolInfoArgs),
+    /// Volume XML
+    VolDumpxml(crate::commands::storage::VolArg),
+    /// Print a volume's path
+    VolPath(crate::commands::storage::VolArg),
+    /// Print a volume's key
+    VolKey(crate::commands::storage::VolArg),
+    /// Print the name of the volume with this key or path
+    VolName(crate::commands::storage::volumes::VolKeyArg),
+    /// Print the pool of the volume with this key or path
+    VolPool(crate::commands::storage::volumes::VolPoolArgs),
+    /// Create a volume from an XML file ('-' reads stdin)
+    VolCreate(crate::commands::storage::volumes::VolCreateArgs),
+    /// Create a volume from arguments (--print-xml only prints its XML)
+    VolCreateAs(Box<crate::commands::storage::volumes::VolCreateAsArgs>),
+    /// Create a volume from an XML file, filled from another volume
+    VolCreateFrom(crate::commands::storage::volumes::VolCreateFromArgs),
+    /// Clone a volume (into its own pool, or --newpool)
+    VolClone(crate::commands::storage::volumes::VolCloneArgs),
+    /// Delete a volume
+    VolDelete(crate::commands::storage::VolArg),
+    /// Resize a volume (a leading '-' shrinks by that much, with --shrink)
+    VolResize(crate::commands::storage::volumes::VolResizeArgs),
+    /// Wipe a volume's data
+    VolWipe(crate::commands::storage::volumes::VolWipeArgs),
+    /// Upload a file into a volume (--sparse keeps holes; --resume continues a cut-off upload)
+    VolUpload(crate::commands::storage::transfer::VolUploadArgs),
+    /// Download a volume into a file (--sparse keeps holes)
+    VolDownload(crate::commands::storage::transfer::VolDownloadArgs),
     /// Versions of virtctl, the service and the hypervisor
     Version,
     /// Node (host) information

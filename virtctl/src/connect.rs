@@ -21,6 +21,7 @@ use virtplane_proto::v1::domain_stats_service_client::DomainStatsServiceClient;
 use virtplane_proto::v1::host_service_client::HostServiceClient;
 use virtplane_proto::v1::network_service_client::NetworkServiceClient;
 use virtplane_proto::v1::qemu_service_client::QemuServiceClient;
+use virtplane_proto::v1::storage_service_client::StorageServiceClient;
 
 use crate::error::{Error, root_cause};
 
@@ -150,6 +151,14 @@ impl Conn {
 
     pub fn networks(&self) -> NetworkServiceClient<AuthChannel> {
         NetworkServiceClient::new(self.channel.clone())
+            .max_decoding_message_size(MAX_MESSAGE)
+            .max_encoding_message_size(MAX_MESSAGE)
+    }
+
+    /// Storage pools and volumes. Volume uploads and downloads go through this client too:
+    /// their chunks are ~1 MiB, well under the message limit.
+    pub fn storage(&self) -> StorageServiceClient<AuthChannel> {
+        StorageServiceClient::new(self.channel.clone())
             .max_decoding_message_size(MAX_MESSAGE)
             .max_encoding_message_size(MAX_MESSAGE)
     }

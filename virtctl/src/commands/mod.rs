@@ -14,7 +14,9 @@ pub mod memory;
 pub mod network;
 pub mod qemu;
 pub mod stats;
+pub mod storage;
 pub mod vcpu;
+pub mod watch;
 
 use std::time::Duration;
 
@@ -90,6 +92,39 @@ pub async fn run(command: Command, ctx: &mut Ctx) -> Result<(), Error> {
         Command::NetPortCreate(a) => network::ports::net_port_create(ctx, a).await,
         Command::NetPortDumpxml(a) => network::ports::net_port_dumpxml(ctx, a).await,
         Command::NetPortDelete(a) => network::ports::net_port_delete(ctx, a).await,
+        Command::PoolList(a) => storage::pools::pool_list(ctx, a).await,
+        Command::PoolInfo(a) => storage::pools::pool_info(ctx, a).await,
+        Command::PoolDumpxml(a) => storage::pools::pool_dumpxml(ctx, a).await,
+        Command::PoolDefine(a) => storage::pools::pool_define(ctx, a).await,
+        Command::PoolDefineAs(a) => storage::pools::pool_define_as(ctx, *a).await,
+        Command::PoolCreate(a) => storage::pools::pool_create(ctx, a).await,
+        Command::PoolCreateAs(a) => storage::pools::pool_create_as(ctx, *a).await,
+        Command::PoolBuild(a) => storage::pools::pool_build(ctx, a).await,
+        Command::PoolStart(a) => storage::pools::pool_start(ctx, a).await,
+        Command::PoolDestroy(a) => storage::pools::pool_destroy(ctx, a).await,
+        Command::PoolDelete(a) => storage::pools::pool_delete(ctx, a).await,
+        Command::PoolUndefine(a) => storage::pools::pool_undefine(ctx, a).await,
+        Command::PoolAutostart(a) => storage::pools::pool_autostart(ctx, a).await,
+        Command::PoolRefresh(a) => storage::pools::pool_refresh(ctx, a).await,
+        Command::PoolUuid(a) => storage::pools::pool_uuid(ctx, a).await,
+        Command::PoolName(a) => storage::pools::pool_name(ctx, a).await,
+        Command::PoolEvent(a) => storage::events::pool_event(ctx, a).await,
+        Command::VolList(a) => storage::volumes::vol_list(ctx, a).await,
+        Command::VolInfo(a) => storage::volumes::vol_info(ctx, a).await,
+        Command::VolDumpxml(a) => storage::volumes::vol_dumpxml(ctx, a).await,
+        Command::VolPath(a) => storage::volumes::vol_path(ctx, a).await,
+        Command::VolKey(a) => storage::volumes::vol_key(ctx, a).await,
+        Command::VolName(a) => storage::volumes::vol_name(ctx, a).await,
+        Command::VolPool(a) => storage::volumes::vol_pool(ctx, a).await,
+        Command::VolCreate(a) => storage::volumes::vol_create(ctx, a).await,
+        Command::VolCreateAs(a) => storage::volumes::vol_create_as(ctx, *a).await,
+        Command::VolCreateFrom(a) => storage::volumes::vol_create_from(ctx, a).await,
+        Command::VolClone(a) => storage::volumes::vol_clone(ctx, a).await,
+        Command::VolDelete(a) => storage::volumes::vol_delete(ctx, a).await,
+        Command::VolResize(a) => storage::volumes::vol_resize(ctx, a).await,
+        Command::VolWipe(a) => storage::volumes::vol_wipe(ctx, a).await,
+        Command::VolUpload(a) => storage::transfer::vol_upload(ctx, a).await,
+        Command::VolDownload(a) => storage::transfer::vol_download(ctx, a).await,
         Command::Version => host::version(ctx).await,
         Command::Nodeinfo => host::nodeinfo(ctx).await,
         Command::Health(a) => host::health(ctx, a).await,

@@ -9,18 +9,14 @@
 //! type is shown (networks have one, `lifecycle`).
 
 use clap::{Args, ValueEnum};
-use tonic::Status;
 use virtplane_proto::v1 as pb;
 
 use super::Ctx;
 use super::view::NetworkEvent;
 use crate::commands::canonical_uuid;
-use crate::commands::events::{
-    BACKOFF_MAX, BACKOFF_MIN, MAX_REPLAYS, Replay, event_loop, replay_point, resync_needed,
-    retryable,
-};
+use crate::commands::events::event_loop;
+use crate::commands::watch::{Follow, follow, print_line};
 use crate::error::Error;
-use crate::output::eprint_line;
 
 /// The network event types (virsh's `virshNetworkEventCallbacks`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -82,115 +78,42 @@ fn print_event(ctx: &mut Ctx, e: &NetworkEvent, timestamp: bool) -> Result<(), E
     if !ctx.out.is_table() {
         return ctx.out.data_line(e);
     }
-    let mut line = String::new();
-    if timestamp {
-        let when = e
-            .time
-            .as_deref()
-            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-            .map(|t| t.with_timezone(&chrono::Local))
-            .unwrap_or_else(chrono::Local::now);
-        line.push_str(&when.format("%Y-%m-%d %H:%M:%S%.3f%z: ").to_string());
-    }
-    line.push_str(&event_text(e));
-    ctx.out.line(line)?;
-    ctx.out.flush()
+    print_line(ctx, e.time.as_deref(), timestamp, &event_text(e))
 }
 
 /// Watches until the first matching event (or forever with `--loop`), reconnecting when an
 /// open stream is lost.
 async fn watch(ctx: &mut Ctx, a: &NetEventArgs, count: &mut u64) -> Result<(), Error> {
-    let mut client = ctx.conn.networks();
-    let mut last = a.after_sequence;
-    let mut backoff = BACKOFF_MIN;
-    let mut outage = false;
-    // A first call that fails is reported at once; once a stream was open, losing it is a
-    // reason to reconnect.
-    let mut connected_once = false;
-    let mut replays = 0;
-    loop {
-        // No deadline on the stream: it is meant to stay open.
-        let req = tonic::Request::new(pb::WatchRequest {
-            after_sequence: last,
-        });
-        let status = match client.watch_events(req).await {
-            Err(status) => status,
-            Ok(resp) => {
-                if last == 0
-                    && let Some(start) = resp
-                        .metadata()
-                        .get(virtplane_proto::headers::SEQUENCE)
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.parse::<u64>().ok())
-                {
-                    last = start;
-                }
-                let mut stream = resp.into_inner();
-                connected_once = true;
-                if outage {
-                    eprint_line(format!("reconnected, resuming after event {last}"));
-                    outage = false;
-                }
-                backoff = BACKOFF_MIN;
-                loop {
-                    match stream.message().await {
-                        Ok(Some(ev)) => {
-                            last = ev.sequence;
-                            let view = NetworkEvent::from_proto(&ev);
-                            if !wanted(a, &view) {
-                                continue;
-                            }
-                            print_event(ctx, &view, a.timestamp)?;
-                            *count += 1;
-                            if !a.loop_ {
-                                return Ok(());
-                            }
-                        }
-                        Ok(None) => {
-                            break Status::unavailable("the server closed the event stream");
-                        }
-                        Err(status) => break status,
-                    }
-                }
+    let client = ctx.conn.networks();
+    let how = Follow {
+        service: "network service",
+        after_sequence: a.after_sequence,
+        looping: a.loop_,
+    };
+    follow(
+        ctx,
+        how,
+        count,
+        |after_sequence| {
+            let mut client = client.clone();
+            // No deadline on the stream: it is meant to stay open.
+            async move {
+                client
+                    .watch_events(tonic::Request::new(pb::WatchRequest { after_sequence }))
+                    .await
             }
-        };
-        if resync_needed(&status) {
-            match replay_point(&status, last).filter(|_| replays < MAX_REPLAYS) {
-                Some(Replay::Restarted(from)) => {
-                    eprint_line(format!(
-                        "the network service restarted since event {last}; replaying what it reported since it came back"
-                    ));
-                    last = from;
-                }
-                Some(Replay::FellBehind(from)) => {
-                    eprint_line(format!(
-                        "warning: the server no longer holds the events after sequence {last}: some events were missed; replaying from the oldest it holds"
-                    ));
-                    last = from;
-                }
-                None => {
-                    eprint_line(format!(
-                        "warning: the server no longer holds the events after sequence {last}: some events were missed; continuing with new events"
-                    ));
-                    last = 0;
-                }
+        },
+        |event: &pb::NetworkEvent| event.sequence,
+        |ctx, event| {
+            let view = NetworkEvent::from_proto(event);
+            if !wanted(a, &view) {
+                return Ok(false);
             }
-            replays += 1;
-            continue;
-        }
-        replays = 0;
-        let retry = connected_once && retryable(status.code());
-        let err = Error::from_status(status, &ctx.conn.server);
-        if !retry {
-            return Err(err);
-        }
-        if !outage {
-            eprint_line(format!("event stream lost ({err}); reconnecting"));
-            outage = true;
-        }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(BACKOFF_MAX);
-    }
+            print_event(ctx, &view, a.timestamp)?;
+            Ok(true)
+        },
+    )
+    .await
 }
 
 #[cfg(test)]
