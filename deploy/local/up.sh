@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Brings up virtplane on this host: the domain service, the network service and the gateway,
+# Brings up virtplane on this host: the domain, network and storage services and the gateway,
 # on unix sockets in a local state dir, with generated admin / operator / viewer tokens.
 #
 #   deploy/local/up.sh [--state-dir DIR] [--driver test|qemu] [--detach] [--bin-dir DIR]
@@ -70,7 +70,7 @@ if [ -z "$bin_dir" ]; then
     bin_dir=$repo/target/release
 fi
 bin_dir=$(cd "$bin_dir" && pwd)
-for binary in virtplane-domaind virtplane-networkd virtplane-gateway virtctl; do
+for binary in virtplane-domaind virtplane-networkd virtplane-storaged virtplane-gateway virtctl; do
     [ -x "$bin_dir/$binary" ] || { echo "up.sh: $bin_dir/$binary is missing" >&2; exit 1; }
 done
 
@@ -98,6 +98,7 @@ umask 022
 
 domain_sock=$run_dir/domain.sock
 network_sock=$run_dir/network.sock
+storage_sock=$run_dir/storage.sock
 gateway_sock=$run_dir/gateway.sock
 
 # --- the network service's driver -------------------------------------------------------
@@ -108,6 +109,15 @@ gateway_sock=$run_dir/gateway.sock
 network_driver=test
 if [ "$driver" = qemu ]; then
     network_driver=bridge
+fi
+
+# --- the storage service's driver -------------------------------------------------------
+# With real VMs pools are real directories of image files (the dir driver, qemu-img); it
+# defines no pool by itself. With the test driver pools are simulated, starting with a
+# running `default`.
+storage_driver=test
+if [ "$driver" = qemu ]; then
+    storage_driver=dir
 fi
 
 running() {
@@ -131,9 +141,9 @@ start() {
 # A service started by an older up.sh may lack an option this one passes: restart it (VMs
 # and networks outlive their services, so this loses nothing).
 restart_without() {
-    local binary=$1 option=$2
+    local binary=$1 option=$2 why=$3
     if running "$binary" && ! grep -qa -- "$option" "/proc/$(cat "$run_dir/$binary.pid")/cmdline"; then
-        echo "restarting $binary (started without $option)"
+        echo "restarting $binary $why"
         local pid
         pid=$(cat "$run_dir/$binary.pid")
         kill -TERM "$pid"
@@ -144,23 +154,28 @@ restart_without() {
     fi
 }
 
-restart_without virtplane-domaind --network-service
+restart_without virtplane-domaind --network-service "to connect it to the network service"
+restart_without virtplane-domaind --storage-service "to connect it to the storage service"
 start virtplane-domaind --driver "$driver" --state-dir "$state_dir/domain" \
     --run-dir "$run_dir/domain" --listen "unix:$domain_sock" \
-    --network-service "unix:$network_sock"
+    --network-service "unix:$network_sock" --storage-service "unix:$storage_sock"
 start virtplane-networkd --driver "$network_driver" --state-dir "$state_dir/network" \
     --run-dir "$run_dir/network" --listen "unix:$network_sock"
-restart_without virtplane-gateway "network=unix:"
+start virtplane-storaged --driver "$storage_driver" --state-dir "$state_dir/storage" \
+    --run-dir "$run_dir/storage" --listen "unix:$storage_sock"
+restart_without virtplane-gateway "network=unix:" "to route the network service"
+restart_without virtplane-gateway "storage=unix:" "to route the storage service"
 start virtplane-gateway --listen "unix:$gateway_sock" --tokens "$state_dir/tokens" \
     --backend "domain=unix:$domain_sock" --backend "network=unix:$network_sock" \
+    --backend "storage=unix:$storage_sock" \
     --audit-log "$log_dir/audit.log"
 
 # --- wait until every service answers its health check ---------------------------------
 healthy() { "$bin_dir/virtctl" --server "unix:$1" --token '' --timeout 2 health >/dev/null 2>&1; }
 deadline=$((SECONDS + 60))
-for sock in "$domain_sock" "$network_sock" "$gateway_sock"; do
+for sock in "$domain_sock" "$network_sock" "$storage_sock" "$gateway_sock"; do
     until healthy "$sock"; do
-        for binary in virtplane-domaind virtplane-networkd virtplane-gateway; do
+        for binary in virtplane-domaind virtplane-networkd virtplane-storaged virtplane-gateway; do
             if ! running "$binary"; then
                 echo "up.sh: $binary exited; its log says:" >&2
                 tail -n 20 "$log_dir/$binary.log" >&2
@@ -190,10 +205,11 @@ mv "$state_dir/env.tmp" "$state_dir/env"
 
 cat <<MSG
 
-virtplane is up (driver: $driver; networks: $network_driver driver)
+virtplane is up (driver: $driver; networks: $network_driver driver; storage: $storage_driver driver)
   gateway:         unix:$gateway_sock
   domain service:  unix:$domain_sock
   network service: unix:$network_sock
+  storage service: unix:$storage_sock
   tokens:          $state_dir/env  (admin, operator and viewer; keep it private)
   logs:            $log_dir
 
@@ -202,6 +218,7 @@ Try it:
   export PATH=$bin_dir:\$PATH
   virtctl list --all
   virtctl net-list --all
+  virtctl pool-list --all
 Stop it:  $repo/deploy/local/down.sh --state-dir $state_dir
 MSG
 
@@ -211,7 +228,8 @@ fi
 echo
 echo "Running in the foreground; Ctrl-C stops the daemons."
 trap '"$repo/deploy/local/down.sh" --state-dir "$state_dir"; exit 0' INT TERM
-while running virtplane-domaind && running virtplane-networkd && running virtplane-gateway; do
+while running virtplane-domaind && running virtplane-networkd && running virtplane-storaged &&
+    running virtplane-gateway; do
     sleep 1
 done
 echo "up.sh: a daemon exited (logs in $log_dir)" >&2

@@ -8,6 +8,7 @@
 #   vmlinuz     Debian's linux-image-amd64 kernel, as shipped (bzImage)
 #   vmlinux     the same kernel decompressed (ELF, PVH entry); boots ~4 s faster under TCG
 #   initrd.img  gzip'd newc cpio: busybox, qemu-ga + its libraries, virtio modules, /init
+#   rootfs.img  the same tree as a raw ext4 image, for booting with the root on a disk
 #   debs/       downloaded .deb files (cache: downloaded only when missing)
 #
 # Network: only Debian's package mirrors, through apt (apt-get update / apt-get download).
@@ -43,7 +44,7 @@ fi
 # Fast path: everything already built from the current script → nothing to do.
 STAMP="$OUT/.stamp"
 SCRIPT_SUM="$(sha256sum "${BASH_SOURCE[0]}" | awk '{print $1}')"
-if [[ -f "$STAMP" && -s "$OUT/vmlinuz" && -s "$OUT/initrd.img" && "$(cat "$STAMP")" == "$SCRIPT_SUM" ]]; then
+if [[ -f "$STAMP" && -s "$OUT/vmlinuz" && -s "$OUT/initrd.img" && -s "$OUT/rootfs.img" && "$(cat "$STAMP")" == "$SCRIPT_SUM" ]]; then
     log "up to date: $OUT/vmlinuz $OUT/initrd.img (delete $STAMP to force a rebuild)"
     exit 0
 fi
@@ -210,11 +211,12 @@ printf 'PRETTY_NAME="virtplane test guest (Debian kernel, busybox)"\nNAME="virtp
 # ---------------------------------------------------------------- kernel modules
 # Whatever is a module in Debian's kernel gets copied and insmod'ed in dependency order
 # (taken from each module's modinfo "depends=" field; there is no depmod in the guest).
-wanted=(button evdev virtio_pci virtio_console virtio_net virtio_blk virtio_balloon)
+wanted=(button evdev virtio_pci virtio_console virtio_net virtio_blk virtio_balloon crc32c_generic ext4)
 declare -A kconf_of=(
     [button]=CONFIG_ACPI_BUTTON [evdev]=CONFIG_INPUT_EVDEV [virtio_pci]=CONFIG_VIRTIO_PCI
     [virtio_console]=CONFIG_VIRTIO_CONSOLE [virtio_net]=CONFIG_VIRTIO_NET
     [virtio_blk]=CONFIG_VIRTIO_BLK [virtio_balloon]=CONFIG_VIRTIO_BALLOON
+    [crc32c_generic]=CONFIG_CRYPTO_CRC32C [ext4]=CONFIG_EXT4_FS
 )
 declare -A modfile=() placed=()
 while IFS= read -r f; do
@@ -290,9 +292,30 @@ mount -t tmpfs tmpfs /run
 exec </dev/console >/dev/console 2>&1
 hostname -F /etc/hostname
 
-for m in $(cat /lib/modules/order); do
-    insmod /lib/modules/$m.ko || echo "virtplane-guest: insmod $m failed"
-done
+if [ ! -e /on-disk ]; then
+    for m in $(cat /lib/modules/order); do
+        insmod /lib/modules/$m.ko || echo "virtplane-guest: insmod $m failed"
+    done
+fi
+
+# virtplane.root=DEV on the kernel command line: the root file system is on a disk (the
+# tests' storage volumes hold rootfs.img); the guest moves there and runs this /init again.
+root=$(sed -n 's/.*virtplane\.root=\([^ ]*\).*/\1/p' /proc/cmdline)
+if [ -n "$root" ] && [ ! -e /on-disk ]; then
+    i=0
+    while [ ! -b "$root" ] && [ $i -lt 100 ]; do i=$((i + 1)); sleep 0.1; done
+    mkdir -p /newroot
+    if mount -t ext4 "$root" /newroot; then
+        echo "virtplane-guest: switching to the root file system on $root"
+        umount /dev/pts /run /sys /proc 2>/dev/null
+        mount --move /dev /newroot/dev
+        exec switch_root /newroot /init
+    fi
+    echo "virtplane-guest: cannot mount $root; staying in the initramfs"
+fi
+if [ -e /on-disk ]; then
+    echo "virtplane-guest: root file system on $(awk '$2 == "/" { d = $1 } END { print d }' /proc/mounts)"
+fi
 
 # No udev: create /dev/virtio-ports/<name> links ourselves (wait briefly for the devices).
 mkdir -p /dev/virtio-ports
@@ -338,6 +361,20 @@ while :; do
 done
 EOF
 chmod 0755 "$ROOT/init"
+
+# ---------------------------------------------------------------- root file system image
+# The same tree as an ext4 image (with /on-disk), for guests whose root is a disk: a storage
+# volume made from it boots with `virtplane.root=/dev/vda` on the kernel command line.
+log "making rootfs.img"
+DISK_ROOT="$WORK/disk-root"
+rm -rf "$DISK_ROOT"
+cp -a "$ROOT" "$DISK_ROOT"
+: >"$DISK_ROOT/on-disk"
+mkdir -p "$DISK_ROOT/newroot"
+rm -f "$OUT/rootfs.img.tmp"
+mke2fs -q -t ext4 -L vp-guest-root -d "$DISK_ROOT" "$OUT/rootfs.img.tmp" 96M \
+    || die "mke2fs failed (install e2fsprogs)"
+mv "$OUT/rootfs.img.tmp" "$OUT/rootfs.img"
 
 # ---------------------------------------------------------------- cpio
 # cpio: the host's if present, else busybox's own (newc).

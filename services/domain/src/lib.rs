@@ -17,4 +17,5 @@ pub mod network_service;
 pub mod passthrough;
 pub mod persist;
 pub mod stats;
+pub mod storage_service;
 pub mod xml;

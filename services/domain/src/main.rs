@@ -1,6 +1,7 @@
 //! virtplane-domaind: the domain service daemon.
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use clap::Parser;
 
@@ -8,12 +9,13 @@ use clap::Parser;
 /// a tenth off the CPU per call compared with the system allocator.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-use virtplane_common::logging::{self, LogFormat};
+use virtplane_common::daemon::DaemonArgs;
 use virtplane_common::server::{self, ListenAddr};
 use virtplane_domain::api::DomainApi;
 use virtplane_domain::api::console::ConsoleApi;
 use virtplane_domain::driver::{self, DriverConfig, DriverKind};
 use virtplane_domain::network_service::NetworkService;
+use virtplane_domain::storage_service::StorageService;
 use virtplane_proto::v1::console_service_server::ConsoleServiceServer;
 use virtplane_proto::v1::domain_service_server::DomainServiceServer;
 use virtplane_proto::v1::domain_stats_service_server::DomainStatsServiceServer;
@@ -24,16 +26,9 @@ use virtplane_proto::v1::qemu_service_server::QemuServiceServer;
 #[derive(Debug, Parser)]
 #[command(name = "virtplane-domaind", version)]
 struct Args {
-    /// Where to listen: unix:/path/to.sock or host:port; repeatable.
-    /// Default: unix:RUN_DIR/domain.sock.
-    #[arg(long)]
-    listen: Vec<ListenAddr>,
     /// Directory for persistent configs (created if missing).
     #[arg(long, default_value = ".virtplane/domain")]
     state_dir: PathBuf,
-    /// Directory for runtime state (default: STATE_DIR/run).
-    #[arg(long)]
-    run_dir: Option<PathBuf>,
     /// Which driver runs the domains.
     #[arg(long, value_enum, default_value = "test")]
     driver: DriverKind,
@@ -54,75 +49,31 @@ struct Args {
     /// such interfaces are refused with a message saying so.
     #[arg(long, value_name = "ADDR")]
     network_service: Option<ListenAddr>,
-    /// Accept a plain TCP listen address. Without mTLS (not built yet) every peer that can
-    /// reach the port gets full access, so this must be asked for explicitly.
-    #[arg(long)]
-    insecure_tcp: bool,
-    /// Unix socket permissions (octal).
-    #[arg(long, default_value = "600", value_parser = parse_mode)]
-    socket_mode: u32,
-    #[arg(long, value_enum, default_value = "text")]
-    log_format: LogFormat,
-    /// Tokio worker threads (default: half the cores, at least one).
-    #[arg(long, value_name = "N")]
-    worker_threads: Option<usize>,
+    /// The storage service (unix:/path/to.sock or host:port) that resolves `<disk
+    /// type='volume'>` to its volume and keeps a lease on it while the domain runs. Without
+    /// it the qemu driver refuses such disks with a message saying so.
+    #[arg(long, value_name = "ADDR")]
+    storage_service: Option<ListenAddr>,
+    #[command(flatten)]
+    daemon: DaemonArgs,
 }
 
-fn parse_mode(text: &str) -> Result<u32, String> {
-    u32::from_str_radix(text, 8).map_err(|_| format!("'{text}' is not an octal mode such as 600"))
-}
-
-fn absolute(path: PathBuf) -> std::io::Result<PathBuf> {
-    if path.is_absolute() {
-        Ok(path)
-    } else {
-        Ok(std::env::current_dir()?.join(path))
-    }
-}
-
-fn main() -> std::process::ExitCode {
+fn main() -> ExitCode {
     let args = Args::parse();
-    logging::init(args.log_format);
-    let runtime = match virtplane_common::runtime::build(args.worker_threads) {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("virtplane-domaind: cannot start the runtime: {error}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(args)) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("virtplane-domaind: {error}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    let daemon = args.daemon.clone();
+    daemon.main("virtplane-domaind", run(args))
 }
 
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let state_dir = absolute(args.state_dir)?;
-    let run_dir = absolute(args.run_dir.unwrap_or_else(|| state_dir.join("run")))?;
-    let listen = if args.listen.is_empty() {
-        vec![ListenAddr::Unix(run_dir.join("domain.sock"))]
-    } else {
-        args.listen
-    };
-    if let Some(tcp) = listen.iter().find(|a| matches!(a, ListenAddr::Tcp(_)))
-        && !args.insecure_tcp
-    {
-        return Err(format!(
-            "refusing to listen on {tcp}: plain TCP gives every peer that reaches it full access \
-             (the service trusts its callers; mTLS is not built yet). Use a unix socket, or pass \
-             --insecure-tcp if the port is private"
-        )
-        .into());
-    }
+    let (state_dir, run_dir) = args.daemon.dirs(&args.state_dir)?;
+    let listen = args.daemon.listen_addresses(&run_dir, "domain.sock")?;
     let config = DriverConfig {
         state_dir: state_dir.clone(),
         run_dir,
         emulator: args.emulator,
         vm_cgroup_root: (!args.no_vm_cgroups).then_some(args.vm_cgroup_root),
         network_service: args.network_service.map(NetworkService::new),
+        storage_service: args.storage_service.map(StorageService::new),
     };
     let driver = driver::build(args.driver, &config).await?;
     let versions = driver.versions();
@@ -151,6 +102,6 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         server::shutdown_signal().await;
         consoles.shutdown().await;
     };
-    server::serve(&listen, routes, args.socket_mode, shutdown).await?;
+    server::serve(&listen, routes, args.daemon.socket_mode, shutdown).await?;
     Ok(())
 }

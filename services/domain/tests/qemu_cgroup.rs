@@ -538,6 +538,7 @@ async fn driver_removes_vm_cgroups_when_vms_stop() {
         emulator: None,
         vm_cgroup_root: Some(Some(PathBuf::from(&root))),
         network_service: None,
+        storage_service: None,
     })
     .await
     .unwrap();

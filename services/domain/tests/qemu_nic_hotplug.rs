@@ -131,6 +131,7 @@ impl Fixture {
             emulator: None,
             vm_cgroup_root: Some(None),
             network_service: None,
+            storage_service: None,
         })
         .await
         .expect("open the qemu driver")

@@ -35,6 +35,7 @@ async fn world() -> World {
         emulator: None,
         vm_cgroup_root: None,
         network_service: None,
+        storage_service: None,
     };
     let driver = TestDriver::open(&config).await.unwrap();
     World {

@@ -48,9 +48,13 @@ pub struct Stack {
     pub domain_sock: PathBuf,
     pub gateway_sock: PathBuf,
     pub network_sock: PathBuf,
+    pub storage_sock: PathBuf,
     domaind: Option<Child>,
     gateway: Option<Child>,
     networkd: Option<Child>,
+    storaged: Option<Child>,
+    /// The storage service's driver (`test`, `dir`), when this stack runs one.
+    storage_driver: Option<&'static str>,
     /// The network service's driver (`test`, `bridge`), when this stack runs one.
     network_driver: Option<&'static str>,
     /// `test` or `qemu`.
@@ -94,10 +98,25 @@ impl Stack {
         Self::start_full(driver, Some(netns.to_owned()), Some(network_driver))
     }
 
+    /// Like [`Self::start_with`], plus the storage service with `storage_driver`, which the
+    /// gateway routes StorageService calls to.
+    pub fn start_with_storage(driver: &'static str, storage_driver: &'static str) -> Self {
+        Self::start_all(driver, None, None, Some(storage_driver))
+    }
+
     fn start_full(
         driver: &'static str,
         netns: Option<String>,
         network_driver: Option<&'static str>,
+    ) -> Self {
+        Self::start_all(driver, netns, network_driver, None)
+    }
+
+    fn start_all(
+        driver: &'static str,
+        netns: Option<String>,
+        network_driver: Option<&'static str>,
+        storage_driver: Option<&'static str>,
     ) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("vp-e2e-")
@@ -121,10 +140,13 @@ impl Stack {
             domain_sock: dir.path().join("run/domain.sock"),
             gateway_sock: dir.path().join("run/gateway.sock"),
             network_sock: dir.path().join("run/network.sock"),
+            storage_sock: dir.path().join("run/storage.sock"),
             dir,
             domaind: None,
             gateway: None,
             networkd: None,
+            storaged: None,
+            storage_driver,
             network_driver,
             driver,
             netns,
@@ -132,6 +154,9 @@ impl Stack {
         stack.start_domaind();
         if network_driver.is_some() {
             stack.start_networkd();
+        }
+        if storage_driver.is_some() {
+            stack.start_storaged();
         }
         stack.start_gateway();
         stack
@@ -155,6 +180,12 @@ impl Stack {
             command
                 .arg("--network-service")
                 .arg(format!("unix:{}", self.network_sock.display()));
+        }
+        if self.storage_driver.is_some() {
+            // Connected lazily as well: leases on the volumes of `<disk type='volume'>`.
+            command
+                .arg("--storage-service")
+                .arg(format!("unix:{}", self.storage_sock.display()));
         }
         let child = command
             .args(["--driver", self.driver, "--state-dir"])
@@ -206,6 +237,36 @@ impl Stack {
         }
     }
 
+    /// (Re)starts the storage service on the same state dir and waits for its socket.
+    pub fn start_storaged(&mut self) {
+        let driver = self
+            .storage_driver
+            .expect("a stack started with a storage service");
+        let _ = std::fs::remove_file(&self.storage_sock);
+        let child = self
+            .in_netns(binary("virtplane-storaged"))
+            .args(["--driver", driver, "--state-dir"])
+            .arg(self.dir.path().join("storage"))
+            .arg("--run-dir")
+            .arg(self.dir.path().join("run/storage"))
+            .arg("--listen")
+            .arg(format!("unix:{}", self.storage_sock.display()))
+            .stdout(self.log("storaged"))
+            .stderr(self.log("storaged"))
+            .spawn()
+            .expect("spawn virtplane-storaged");
+        self.storaged = Some(child);
+        self.wait_healthy(&self.storage_sock.clone(), "virtplane-storaged");
+    }
+
+    /// SIGKILLs the storage service (as a crash would) and waits for it to be gone.
+    pub fn kill_storaged(&mut self) {
+        if let Some(mut child) = self.storaged.take() {
+            child.kill().expect("kill -9 storaged");
+            child.wait().expect("reap storaged");
+        }
+    }
+
     /// SIGKILLs the network service (as a crash would) and waits for it to be gone.
     pub fn kill_networkd(&mut self) {
         if let Some(mut child) = self.networkd.take() {
@@ -220,6 +281,11 @@ impl Stack {
             command
                 .arg("--backend")
                 .arg(format!("network=unix:{}", self.network_sock.display()));
+        }
+        if self.storage_driver.is_some() {
+            command
+                .arg("--backend")
+                .arg(format!("storage=unix:{}", self.storage_sock.display()));
         }
         let child = command
             .arg("--listen")
@@ -372,6 +438,20 @@ impl Stack {
             .and_then(|c| i32::try_from(c.id()).ok())
     }
 
+    /// The gateway's pid.
+    pub fn gateway_pid(&self) -> Option<i32> {
+        self.gateway
+            .as_ref()
+            .and_then(|c| i32::try_from(c.id()).ok())
+    }
+
+    /// The storage service's pid, while this stack runs it.
+    pub fn storaged_pid(&self) -> Option<i32> {
+        self.storaged
+            .as_ref()
+            .and_then(|c| i32::try_from(c.id()).ok())
+    }
+
     /// Reaps a domain service that was killed from outside (e.g. with its cgroup).
     pub fn reap_domaind(&mut self) {
         if let Some(mut child) = self.domaind.take() {
@@ -406,6 +486,7 @@ impl Drop for Stack {
     fn drop(&mut self) {
         for child in [
             self.gateway.take(),
+            self.storaged.take(),
             self.networkd.take(),
             self.domaind.take(),
         ]

@@ -25,6 +25,7 @@ pub mod core;
 pub mod qemu;
 pub mod test;
 mod test_world;
+pub mod volumes;
 
 /// libvirt's hypervisor driver API, as far as virtplane has it.
 #[tonic::async_trait]
@@ -236,6 +237,10 @@ pub struct DriverConfig {
     /// The network service that gives `<interface type='network'>` its ports (qemu driver);
     /// `None` = such interfaces are refused with a message saying so.
     pub network_service: Option<crate::network_service::NetworkService>,
+    /// The storage service that resolves `<disk type='volume'>` and leases its volume (both
+    /// drivers); `None` = such disks are refused by the qemu driver with a message saying so,
+    /// and accepted unresolved by the test driver.
+    pub storage_service: Option<crate::storage_service::StorageService>,
 }
 
 /// Builds the configured driver.

@@ -81,6 +81,7 @@ impl Harness for TestHarness {
             emulator: None,
             vm_cgroup_root: None,
             network_service: None,
+            storage_service: None,
         };
         Self { _dir: dir, config }
     }
@@ -143,6 +144,7 @@ impl Harness for QemuHarness {
             emulator: None,
             vm_cgroup_root: Some(None),
             network_service: None,
+            storage_service: None,
         };
         Self {
             _turn: turn,

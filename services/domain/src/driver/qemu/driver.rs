@@ -18,6 +18,7 @@ use super::vm::Vm;
 use super::{DRIVER, errors};
 use crate::domains::Snapshot;
 use crate::driver::core::{Core, Outcome};
+use crate::driver::volumes::DiskVolumes;
 use crate::driver::{DomainDriver, DriverConfig};
 use crate::error::{DomainError, Result};
 use crate::model::{
@@ -56,6 +57,8 @@ pub struct QemuDriver {
     vms: Mutex<HashMap<String, Arc<Vm>>>,
     /// The taps of `bridge` and `ethernet` interfaces (`net/`).
     pub(super) net: super::net::HostNet,
+    /// The leases on the volumes of `<disk type='volume'>` (`crate::driver::volumes`).
+    pub(super) volumes: DiskVolumes,
     qemu_version: String,
     /// For the watcher tasks, which must not keep the driver alive.
     pub(super) me: Weak<QemuDriver>,
@@ -104,6 +107,10 @@ impl QemuDriver {
                 Some(service) => super::net::HostNet::with_ports(Arc::new(service.clone())),
                 None => super::net::HostNet::default(),
             },
+            volumes: match &config.storage_service {
+                Some(service) => DiskVolumes::with_leases(Arc::new(service.clone())),
+                None => DiskVolumes::default(),
+            },
             qemu_version,
             me: me.clone(),
         });
@@ -127,8 +134,8 @@ impl QemuDriver {
         self.vms().insert(vm.uuid.clone(), vm);
     }
 
-    /// Forgets a VM that is gone and releases what it held on the host: its taps, its run dir
-    /// and its cgroup. Callers have stopped QEMU; its last threads may still be exiting, and
+    /// Forgets a VM that is gone and releases what it held: its taps and network ports, its
+    /// volume leases, its run dir and its cgroup. Callers have stopped QEMU; its last threads may still be exiting, and
     /// the cgroup can only be removed once they are gone, so this waits for that (bounded).
     pub(super) async fn forget_vm(&self, vm: &Arc<Vm>) {
         {
@@ -141,6 +148,7 @@ impl QemuDriver {
             tracing::warn!(domain = %vm.name, %error, "QEMU has not fully exited; its cgroup may stay behind");
         }
         self.net.release(&vm.uuid, vm.id, &vm.name).await;
+        self.volumes.release(&vm.uuid, vm.id, &vm.name).await;
         let dir = vm.dir.clone();
         let cgroups = self.config.cgroups.clone();
         let key = self.cgroup_key(vm.id, &vm.name);

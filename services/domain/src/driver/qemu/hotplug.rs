@@ -13,6 +13,9 @@
 //! detaching again later finishes the job, also after the guest let go meanwhile). Then the
 //! block nodes are removed with `blockdev-del`.
 //!
+//! A `<disk type='volume'>` is plugged with its volume's lease, which goes again when it is
+//! unplugged (`volumes.rs`).
+//!
 //! Both run under the domain's job lock and end in the driver core's commit, so the new live
 //! definition is in the status file before the call returns and a restarted service finds the
 //! disk as it was left.
@@ -29,6 +32,7 @@ use super::argv::{self, ArgvContext, ArgvError, SlotError};
 use super::driver::QemuDriver;
 use super::monitor::{Monitor, MonitorError};
 use super::vm::Vm;
+use super::volumes::{PluggedVolume, opened_view};
 use super::{DRIVER, errors};
 use crate::device_edit::{self, Editable};
 use crate::driver::core::{Core, Outcome};
@@ -105,22 +109,29 @@ impl QemuDriver {
             None => Ok(()),
         })?;
         let mut events = Vec::new();
+        let mut unplugged = None;
         if targets.live {
             let vm = self.vm_of(old)?;
             let index = device_edit::find_disk_live(&old.def, &dev)?;
             let alias = old.def.devices.disks[index].info.alias.clone();
-            let live = self.unplug_disk(&vm, &old.def, &dev).await?;
+            let live = Arc::new(self.unplug_disk(&vm, &old.def, &dev).await?);
             events.push(EventBody::DeviceRemoved(
                 alias.unwrap_or_else(|| dev.clone()),
             ));
-            next.def = Arc::new(live);
+            unplugged = Some((vm.id, live.clone(), old.def.devices.disks[index].clone()));
+            next.def = live;
         }
         if targets.config {
             events.push(EventBody::ConfigChanged("device-removed"));
         }
         self.core
             .commit(&locked.object, &locked.old, Outcome::Update(next, events))
-            .await
+            .await?;
+        // Once the definition without the disk is durable: a volume disk's lease goes.
+        if let Some((id, live, removed)) = unplugged {
+            self.unlease_unplugged(id, &live, &removed).await;
+        }
+        Ok(())
     }
 
     /// The guest released a device after the detach call that asked for it gave up waiting
@@ -155,8 +166,9 @@ impl QemuDriver {
         remove_nodes(&vm.monitor, &def.name, &nodes).await;
         let mut live = (**def).clone();
         live.devices.disks.remove(index);
+        let live = Arc::new(live);
         let mut next = (*locked.old).clone();
-        next.def = Arc::new(live);
+        next.def = live.clone();
         tracing::info!(domain = %def.name, disk = %disk.target.dev, device = %id, "the guest released the disk late; detach finished");
         self.core
             .commit(
@@ -164,7 +176,9 @@ impl QemuDriver {
                 &locked.old,
                 Outcome::Update(next, vec![EventBody::DeviceRemoved(id.to_owned())]),
             )
-            .await
+            .await?;
+        self.unlease_unplugged(vm.id, &live, disk).await;
+        Ok(())
     }
 
     fn argv_context(&self, vm: &Vm) -> ArgvContext {
@@ -176,14 +190,33 @@ impl QemuDriver {
     }
 
     /// Plugs `disk` into the running `vm` whose live definition is `def`; returns the live
-    /// definition with the disk in it (with its alias and address).
+    /// definition with the disk in it (with its alias and address). A volume disk gets its
+    /// volume's lease first (`volumes.rs`).
     async fn plug_disk(&self, vm: &Vm, def: &DomainDef, mut disk: Disk) -> Result<DomainDef> {
+        device_edit::check_disk_attach_live(def, &disk, DRIVER)?;
+        check_pluggable(&disk)?;
+        let volume = self.lease_for_plug(vm, def, &mut disk).await?;
+        let plugged = self.plug_disk_opened(vm, def, disk, volume.as_ref()).await;
+        if plugged.is_err()
+            && let Some(volume) = volume
+        {
+            self.unlease_failed_plug(vm, def, volume).await;
+        }
+        plugged
+    }
+
+    /// [`Self::plug_disk`] once a volume disk's volume is leased (`volume`).
+    async fn plug_disk_opened(
+        &self,
+        vm: &Vm,
+        def: &DomainDef,
+        mut disk: Disk,
+        volume: Option<&PluggedVolume>,
+    ) -> Result<DomainDef> {
         let name = &def.name;
         let dev = disk.target.dev.clone();
         let what = format!("attach disk '{dev}' to");
         let refused = |e: ArgvError| argv_error(name, &dev, e);
-        device_edit::check_disk_attach_live(def, &disk, DRIVER)?;
-        check_pluggable(&disk)?;
         let ctx = self.argv_context(vm);
         let monitor = &vm.monitor;
         disk.info.alias = None;
@@ -219,7 +252,8 @@ impl QemuDriver {
         let nodes = next_node_index(monitor)
             .await
             .map_err(|e| errors::monitor(name, &what, e))?;
-        let plug = argv::disk_hotplug(&live, index, nodes, &ctx).map_err(refused)?;
+        let opened = opened_view(&live, index, volume)?;
+        let plug = argv::disk_hotplug(&opened, index, nodes, &ctx).map_err(refused)?;
         live.devices.disks[index].info.alias = Some(plug.device_id.clone());
 
         let mut added: Vec<String> = Vec::new();

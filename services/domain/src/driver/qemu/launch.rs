@@ -14,6 +14,7 @@ use super::process::cgroup::VmCgroups;
 use super::vm::{self, Vm};
 use crate::domains::{Reserved, Snapshot};
 use crate::driver::core::{Core, Outcome};
+use crate::driver::volumes::{Resolutions, command_line_view};
 use crate::error::{DomainError, Result};
 use crate::model::{DomainRef, EventBody, Summary};
 use crate::persist::file_stem;
@@ -137,27 +138,39 @@ impl QemuDriver {
                 vm::MAX_SOCKET_PATH
             )));
         }
-        // Taps first: the command line names them, and a generated name exists only once the
-        // tap does. The live definition records the names, so a restart knows the VM's taps.
-        let live = self
-            .net
-            .plug(live, id)
+        // Volumes first: a lease on each `<disk type='volume'>` says where it is (the live
+        // definition keeps naming the volume; the command line opens its path).
+        let uuid = live.uuid.clone();
+        let (live, volumes) = self
+            .volumes
+            .acquire(live, id)
             .await
             .map_err(|e| e.for_domain(&name, "start"))?;
+        // Then taps: the command line names them, and a generated name exists only once the
+        // tap does. The live definition records the names, so a restart knows the VM's taps.
+        let live = match self.net.plug(live, id).await {
+            Ok(live) => live,
+            Err(error) => {
+                self.volumes.release(&uuid, id, &name).await;
+                return Err(error.for_domain(&name, "start"));
+            }
+        };
         let launched = self
-            .launch_plugged(old, live.clone(), id, dir, paused)
+            .launch_plugged(old, live.clone(), &volumes, id, dir, paused)
             .await;
         if launched.is_err() {
-            self.net.release(&live.uuid, id, &name).await;
+            self.net.release(&uuid, id, &name).await;
+            self.volumes.release(&uuid, id, &name).await;
         }
         launched
     }
 
-    /// [`Self::launch`] once the VM's taps exist.
+    /// [`Self::launch`] once the VM's taps exist and its volumes are leased.
     async fn launch_plugged(
         &self,
         old: &Snapshot,
         live: Arc<DomainDef>,
+        volumes: &Resolutions,
         id: i32,
         dir: std::path::PathBuf,
         paused: bool,
@@ -168,7 +181,8 @@ impl QemuDriver {
             run_dir: dir.clone(),
             kvm_usable: self.config.kvm_usable,
         };
-        let command = argv::build(&live, &ctx).map_err(|e| errors::argv(&name, e))?;
+        let opened = command_line_view(&live, volumes).map_err(|e| e.for_domain(&name, "start"))?;
+        let command = argv::build(&opened, &ctx).map_err(|e| errors::argv(&name, e))?;
         create_private_dir(&dir)?;
         let log = self
             .config

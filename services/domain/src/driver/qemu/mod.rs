@@ -5,6 +5,8 @@
 //!   attach/detach), `vm` (one running QEMU), `host` (emulator, KVM, node info);
 //! - [`net`]: the taps of `bridge` and `ethernet` interfaces (made before QEMU starts,
 //!   deleted when it is gone);
+//! - `volumes`: leases on the volumes of `<disk type='volume'>` when disks are hot-plugged
+//!   (at start and stop: `launch`, `driver`; the shared part is `crate::driver::volumes`);
 //! - [`argv`]: the pure translation from a domain definition to a QEMU command line;
 //! - [`monitor`]: the QMP client (request ids, a timeout on every command);
 //! - [`process`]: starting QEMU so it outlives the service, and finding it again after a
@@ -24,6 +26,7 @@ pub mod process;
 mod reattach;
 pub mod stats;
 pub mod vm;
+mod volumes;
 mod watch;
 
 pub use driver::QemuDriver;

@@ -6,7 +6,8 @@
 //! state compared with the recorded one — a guest that paused, resumed, powered off (QEMU
 //! runs with `-no-shutdown`, so it waits for us in state `shutdown`) or panicked meanwhile is
 //! handled now, with the events a watcher would have sent. A QEMU that is gone ended without
-//! us: the domain is shut off as crashed, and the taps its live definition names are deleted.
+//! us: the domain is shut off as crashed, the taps its live definition names are deleted and
+//! the leases on the volumes it names are given back.
 //! Reattaching runs for all domains at once, so a hundred VMs take about as long as one.
 
 use std::sync::Arc;
@@ -67,8 +68,10 @@ impl QemuDriver {
             monitor,
             process,
         ));
-        // Its taps are its own again (deleted when it ends), and new names go past theirs.
+        // Its taps and volume leases are its own again (given back when it ends), and new tap
+        // names go past its.
         self.net.adopt(&snapshot.def, snapshot.id).await;
+        self.volumes.adopt(&snapshot.def, snapshot.id);
         self.insert_vm(vm.clone());
         tracing::info!(domain = %name, pid = vm.pid(), status = ?status.status, "reattached to QEMU");
         for change in catch_up(snapshot.state, &status.status) {
@@ -80,9 +83,11 @@ impl QemuDriver {
         Ok(())
     }
 
-    /// The domain's QEMU is gone: shut off as crashed, its taps and run dir removed.
+    /// The domain's QEMU is gone: shut off as crashed, its taps, volume leases and run dir
+    /// removed.
     async fn gone_while_away(&self, snapshot: &Snapshot, dir: &std::path::Path) -> Result<()> {
         self.net.remove_leftovers(&snapshot.def).await;
+        self.volumes.remove_leftovers(&snapshot.def).await;
         let locked = self
             .core
             .begin(&DomainRef::Uuid(snapshot.def.uuid.clone()))

@@ -129,7 +129,8 @@ fn qdev_id(qdev: &str) -> Option<&str> {
 }
 
 /// Lines QEMU's entries up with the definition's disks. A disk is found by its `<alias>`
-/// (QEMU's device id, when the live XML carries one), else by its source path; its counters
+/// (QEMU's device id, when the live XML carries one), else by its source path, else by the
+/// device id the command line gave it (a `<disk type='volume'>` names no path); its counters
 /// by the same `qdev` (or, for `-drive` setups, the same device name, or node name).
 fn match_disks(def: &DomainDef, blocks: &[BlockEntry], stats: &[StatsEntry]) -> Vec<DiskLive> {
     let mut used = vec![false; blocks.len()];
@@ -147,13 +148,20 @@ fn match_disks(def: &DomainDef, blocks: &[BlockEntry], stats: &[StatsEntry]) -> 
                     .iter()
                     .position(|b| b.qdev.as_deref().and_then(qdev_id) == Some(alias))
             });
-            let found = by_alias.or_else(|| {
+            let by_path = || {
                 blocks.iter().enumerate().position(|(i, b)| {
                     !used[i]
                         && path.is_some()
                         && b.inserted.as_ref().and_then(|x| x.file.as_deref()) == path.as_deref()
                 })
-            });
+            };
+            let by_device_id = || {
+                let id = super::argv::disk_device_id(def, disk).ok()?;
+                blocks.iter().enumerate().position(|(i, b)| {
+                    !used[i] && b.qdev.as_deref().and_then(qdev_id) == Some(id.as_str())
+                })
+            };
+            let found = by_alias.or_else(by_path).or_else(by_device_id);
             let Some(index) = found else {
                 return DiskLive::default();
             };
@@ -764,7 +772,9 @@ mod tests {
             "<disk type='file'><source file='/a.img'/><target dev='vda' bus='virtio'/></disk>\
              <disk type='file'><source file='/b.img'/><target dev='vdb' bus='virtio'/>\
                <alias name='virtio-disk1'/></disk>\
-             <disk type='file' device='cdrom'><target dev='sda' bus='sata'/></disk>",
+             <disk type='file' device='cdrom'><target dev='sda' bus='sata'/></disk>\
+             <disk type='volume'><source pool='default' volume='c.qcow2'/>\
+               <target dev='vdc' bus='virtio'/></disk>",
         );
         let blocks = [
             block(
@@ -777,13 +787,19 @@ mod tests {
                 "/a.img",
                 "n0",
             ),
+            block(
+                "/machine/peripheral/virtio-disk2/virtio-backend",
+                "/pool/c.qcow2",
+                "n2",
+            ),
         ];
         let counters = [
             stats("/machine/peripheral/virtio-disk0/virtio-backend", "n0", 3),
             stats("/machine/peripheral/virtio-disk1/virtio-backend", "n1", 5),
+            stats("/machine/peripheral/virtio-disk2/virtio-backend", "n2", 7),
         ];
         let live = match_disks(&d, &blocks, &counters);
-        assert_eq!(live.len(), 3);
+        assert_eq!(live.len(), 4);
         assert_eq!(live[0].stats.unwrap().rd_req, 3);
         assert_eq!(live[0].stats.unwrap().rd_bytes, 1536);
         assert_eq!(live[1].stats.unwrap().rd_req, 5);
@@ -793,6 +809,11 @@ mod tests {
             live[2],
             DiskLive::default(),
             "an empty CD-ROM has no counters"
+        );
+        assert_eq!(
+            live[3].stats.unwrap().rd_req,
+            7,
+            "a volume disk is found by its device id"
         );
     }
 

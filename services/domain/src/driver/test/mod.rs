@@ -10,6 +10,7 @@ use virtplane_common::events::EventHub;
 
 use super::core::{Core, Outcome};
 use super::test_world;
+use super::volumes::DiskVolumes;
 use super::{DomainDriver, DriverConfig};
 use crate::domains::Reserved;
 use crate::error::{DomainError, Result};
@@ -22,17 +23,25 @@ use crate::xml::{DomainDef, LifecycleAction, parse_domain};
 
 mod devices;
 mod stats;
+mod volumes;
 
 const DRIVER: &str = "test";
 
 pub struct TestDriver {
     core: Core,
+    /// Leases on the volumes of `<disk type='volume'>`, when the service has a storage
+    /// service (`volumes.rs`).
+    volumes: DiskVolumes,
 }
 
 impl TestDriver {
     pub async fn open(config: &DriverConfig) -> Result<Self> {
         let (core, new_boot) = Core::open(config, DRIVER)?;
-        let driver = Self { core };
+        let volumes = match &config.storage_service {
+            Some(service) => DiskVolumes::with_leases(Arc::new(service.clone())),
+            None => DiskVolumes::default(),
+        };
+        let driver = Self { core, volumes };
         let seeded = config.state_dir.join("seeded");
         if !seeded.exists() {
             driver.seed_default_world().await?;
@@ -105,18 +114,11 @@ impl DomainDriver for TestDriver {
             match self.core.domains.reserve(&def)? {
                 Reserved::New(object, _job) => {
                     let old = object.snapshot();
-                    let (next, events) =
-                        Core::started(&old, def.clone(), self.core.next_id(), paused);
-                    let summary = next.summary();
-                    if let Err(error) = self
-                        .core
-                        .commit(&object, &old, Outcome::Update(next, events))
-                        .await
-                    {
+                    let started = self.start_locked(&object, &old, def.clone(), paused).await;
+                    if started.is_err() {
                         self.core.domains.remove(&object);
-                        return Err(error);
                     }
-                    return Ok(summary);
+                    return started;
                 }
                 Reserved::Existing(object) => {
                     let _job = object.begin_job().await;
@@ -128,13 +130,7 @@ impl DomainDriver for TestDriver {
                         return Err(DomainError::AlreadyActive(def.name.clone()));
                     }
                     // An inactive persistent domain runs with the given XML; its config stays.
-                    let (next, events) =
-                        Core::started(&old, def.clone(), self.core.next_id(), paused);
-                    let summary = next.summary();
-                    self.core
-                        .commit(&object, &old, Outcome::Update(next, events))
-                        .await?;
-                    return Ok(summary);
+                    return self.start_locked(&object, &old, def.clone(), paused).await;
                 }
             }
         }
@@ -168,14 +164,9 @@ impl DomainDriver for TestDriver {
     }
 
     async fn start(&self, domain: &DomainRef, paused: bool) -> Result<Summary> {
-        self.core
-            .job(domain, |old| {
-                Core::require_inactive(old)?;
-                let (next, events) =
-                    Core::started(old, old.def.clone(), self.core.next_id(), paused);
-                let summary = next.summary();
-                Ok((Outcome::Update(next, events), summary))
-            })
+        let locked = self.core.begin(domain).await?;
+        Core::require_inactive(&locked.old)?;
+        self.start_locked(&locked.object, &locked.old, locked.old.def.clone(), paused)
             .await
     }
 
@@ -192,53 +183,47 @@ impl DomainDriver for TestDriver {
                 what: "choosing a shutdown mode (acpi, agent) needs the qemu driver".into(),
             });
         }
-        self.core
-            .job(domain, |old| {
-                Core::require_active(old)?;
-                // The simulated guest honours on_poweroff at once; restart keeps it running.
-                if matches!(
-                    old.def.on_poweroff,
-                    Some(LifecycleAction::Restart | LifecycleAction::RenameRestart)
-                ) {
-                    let mut next = old.clone();
-                    next.state = State::Running;
-                    next.reason = Reason::RunningBooted;
-                    return Ok((Outcome::Update(next, Vec::new()), ()));
-                }
-                Ok((Core::stopped(old, Reason::ShutoffShutdown, "shutdown"), ()))
-            })
-            .await
+        self.stopping_job(domain, |old| {
+            Core::require_active(old)?;
+            // The simulated guest honours on_poweroff at once; restart keeps it running.
+            if matches!(
+                old.def.on_poweroff,
+                Some(LifecycleAction::Restart | LifecycleAction::RenameRestart)
+            ) {
+                let mut next = old.clone();
+                next.state = State::Running;
+                next.reason = Reason::RunningBooted;
+                return Ok(Outcome::Update(next, Vec::new()));
+            }
+            Ok(Core::stopped(old, Reason::ShutoffShutdown, "shutdown"))
+        })
+        .await
     }
 
     async fn destroy(&self, domain: &DomainRef, _graceful: bool) -> Result<()> {
-        self.core
-            .job(domain, |old| {
-                Core::require_active(old)?;
-                Ok((
-                    Core::stopped(old, Reason::ShutoffDestroyed, "destroyed"),
-                    (),
-                ))
-            })
-            .await
+        self.stopping_job(domain, |old| {
+            Core::require_active(old)?;
+            Ok(Core::stopped(old, Reason::ShutoffDestroyed, "destroyed"))
+        })
+        .await
     }
 
     async fn reboot(&self, domain: &DomainRef, _mode: PowerMode) -> Result<()> {
-        self.core
-            .job(domain, |old| {
-                Core::require_active(old)?;
-                match old.def.on_reboot {
-                    Some(LifecycleAction::Destroy | LifecycleAction::Preserve) => {
-                        Ok((Core::stopped(old, Reason::ShutoffShutdown, "shutdown"), ()))
-                    }
-                    _ => {
-                        let mut next = old.clone();
-                        next.state = State::Running;
-                        next.reason = Reason::RunningBooted;
-                        Ok((Outcome::Update(next, Vec::new()), ()))
-                    }
+        self.stopping_job(domain, |old| {
+            Core::require_active(old)?;
+            match old.def.on_reboot {
+                Some(LifecycleAction::Destroy | LifecycleAction::Preserve) => {
+                    Ok(Core::stopped(old, Reason::ShutoffShutdown, "shutdown"))
                 }
-            })
-            .await
+                _ => {
+                    let mut next = old.clone();
+                    next.state = State::Running;
+                    next.reason = Reason::RunningBooted;
+                    Ok(Outcome::Update(next, Vec::new()))
+                }
+            }
+        })
+        .await
     }
 
     async fn reset(&self, domain: &DomainRef) -> Result<()> {
