@@ -188,6 +188,33 @@ impl<E: Clone + Send + Sync + 'static> EventHub<E> {
     }
 }
 
+/// A watch stream as a service's `WatchEvents` returns it.
+pub type EventStream<P> =
+    std::pin::Pin<Box<dyn Stream<Item = Result<P, tonic::Status>> + Send + 'static>>;
+
+/// The reply of a service's `WatchEvents(after)`: the events after `after` (replayed, then
+/// live) converted with `convert`, and the sequence the stream starts after in the initial
+/// metadata `x-virtplane-sequence`, so a client that asked for 0 can resume from it without
+/// a gap. A resume point no longer held fails with the hub's RESYNC_NEEDED status.
+pub fn watch_response<E, P>(
+    hub: &EventHub<E>,
+    after: u64,
+    convert: fn(E) -> P,
+) -> Result<tonic::Response<EventStream<P>>, tonic::Status>
+where
+    E: Clone + Send + Sync + 'static,
+    P: Send + 'static,
+{
+    use futures::StreamExt;
+    let (start, events) = hub.subscribe_from(after).map_err(|e| e.to_status())?;
+    let stream = events.map(move |item| item.map(convert).map_err(|e| e.to_status()));
+    let mut response = tonic::Response::new(Box::pin(stream) as EventStream<P>);
+    response
+        .metadata_mut()
+        .insert(virtplane_proto::headers::SEQUENCE, start.into());
+    Ok(response)
+}
+
 #[cfg(test)]
 mod tests {
     use futures::StreamExt;

@@ -7,6 +7,7 @@ pub mod identity;
 pub mod logging;
 pub mod names;
 pub mod object_files;
+pub mod reply;
 pub mod runtime;
 pub mod server;
 pub mod status;

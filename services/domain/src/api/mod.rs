@@ -1,14 +1,13 @@
 //! The gRPC handlers: validate → convert → driver → convert. Flag-conditional permissions
 //! (libvirt's `@acl: …:FLAG` rules) are checked here from the identity the gateway forwards.
 
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
+use virtplane_common::events::{EventStream, watch_response};
 use virtplane_common::identity::Caller;
-use virtplane_proto::headers;
+use virtplane_common::reply::naming;
 use virtplane_proto::v1 as pb;
 use virtplane_proto::v1::domain_service_server::DomainService;
 use virtplane_proto::v1::host_service_server::HostService;
@@ -63,15 +62,6 @@ fn parse_for(caller: &Caller, xml: &str) -> Result<DomainDef, Status> {
         )?;
     }
     Ok(def)
-}
-
-/// A reply that names the domain it is about in [`headers::OBJECT`].
-fn naming<T>(name: &str, message: T) -> Response<T> {
-    let mut response = Response::new(message);
-    if let Ok(value) = name.parse() {
-        response.metadata_mut().insert(headers::OBJECT, value);
-    }
-    response
 }
 
 /// libvirt's `domain:save:!VIR_DOMAIN_AFFECT_CONFIG|VIR_DOMAIN_AFFECT_LIVE` +
@@ -433,24 +423,14 @@ impl DomainService for DomainApi {
             .await
     }
 
-    type WatchEventsStream = Pin<Box<dyn Stream<Item = Result<pb::DomainEvent, Status>> + Send>>;
+    type WatchEventsStream = EventStream<pb::DomainEvent>;
 
     async fn watch_events(
         &self,
         request: Request<pb::WatchRequest>,
     ) -> Reply<Self::WatchEventsStream> {
         let pb::WatchRequest { after_sequence } = request.into_inner();
-        let (start, events) = self
-            .driver
-            .events()
-            .subscribe_from(after_sequence)
-            .map_err(|error| error.to_status())?;
-        let stream = events.map(|item| item.map(convert::event).map_err(|e| e.to_status()));
-        let mut response = Response::new(Box::pin(stream) as Self::WatchEventsStream);
-        response
-            .metadata_mut()
-            .insert(headers::SEQUENCE, start.into());
-        Ok(response)
+        watch_response(self.driver.events(), after_sequence, convert::event)
     }
 }
 

@@ -2,13 +2,12 @@
 //! (libvirt's `@acl: network:save:VIR_NETWORK_UPDATE_AFFECT_CONFIG` rules) are checked here
 //! from the identity the gateway forwards.
 
-use std::pin::Pin;
 use std::sync::Arc;
 
-use futures::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
+use virtplane_common::events::{EventStream, watch_response};
 use virtplane_common::identity::Caller;
-use virtplane_proto::headers;
+use virtplane_common::reply::naming;
 use virtplane_proto::v1 as pb;
 use virtplane_proto::v1::network_service_server::NetworkService;
 
@@ -32,16 +31,6 @@ impl NetworkApi {
 }
 
 type Reply<T> = Result<Response<T>, Status>;
-
-/// A reply that names the network it is about in [`headers::OBJECT`] (Define and Create
-/// carry the name inside their XML; the gateway's audit line takes it from here).
-fn naming<T>(name: &str, message: T) -> Response<T> {
-    let mut response = Response::new(message);
-    if let Ok(value) = name.parse() {
-        response.metadata_mut().insert(headers::OBJECT, value);
-    }
-    response
-}
 
 /// libvirt's `network:save:!VIR_NETWORK_UPDATE_AFFECT_CONFIG|VIR_NETWORK_UPDATE_AFFECT_LIVE` +
 /// `network:save:VIR_NETWORK_UPDATE_AFFECT_CONFIG`: save is needed whenever the config may
@@ -339,24 +328,14 @@ impl NetworkService for NetworkApi {
         }))
     }
 
-    type WatchEventsStream = Pin<Box<dyn Stream<Item = Result<pb::NetworkEvent, Status>> + Send>>;
+    type WatchEventsStream = EventStream<pb::NetworkEvent>;
 
     async fn watch_events(
         &self,
         request: Request<pb::WatchRequest>,
     ) -> Reply<Self::WatchEventsStream> {
         let pb::WatchRequest { after_sequence } = request.into_inner();
-        let (start, events) = self
-            .driver
-            .events()
-            .subscribe_from(after_sequence)
-            .map_err(|error| error.to_status())?;
-        let stream = events.map(|item| item.map(convert::event).map_err(|e| e.to_status()));
-        let mut response = Response::new(Box::pin(stream) as Self::WatchEventsStream);
-        response
-            .metadata_mut()
-            .insert(headers::SEQUENCE, start.into());
-        Ok(response)
+        watch_response(self.driver.events(), after_sequence, convert::event)
     }
 }
 

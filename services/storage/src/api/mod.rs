@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use futures::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
-use virtplane_proto::headers;
+use virtplane_common::events::{EventStream, watch_response};
+use virtplane_common::reply::naming;
 use virtplane_proto::v1 as pb;
 use virtplane_proto::v1::storage_service_server::StorageService;
 
@@ -29,16 +30,6 @@ impl StorageApi {
 }
 
 type Reply<T> = Result<Response<T>, Status>;
-
-/// A reply that names the object it is about in [`headers::OBJECT`] (define and create carry
-/// the name inside their XML; the gateway's audit line takes it from here).
-fn naming<T>(name: &str, message: T) -> Response<T> {
-    let mut response = Response::new(message);
-    if let Ok(value) = name.parse() {
-        response.metadata_mut().insert(headers::OBJECT, value);
-    }
-    response
-}
 
 #[tonic::async_trait]
 impl StorageService for StorageApi {
@@ -445,23 +436,13 @@ impl StorageService for StorageApi {
         Ok(Response::new(pb::ReleaseVolumeResponse {}))
     }
 
-    type WatchEventsStream = Pin<Box<dyn Stream<Item = Result<pb::StorageEvent, Status>> + Send>>;
+    type WatchEventsStream = EventStream<pb::StorageEvent>;
 
     async fn watch_events(
         &self,
         request: Request<pb::WatchRequest>,
     ) -> Reply<Self::WatchEventsStream> {
         let pb::WatchRequest { after_sequence } = request.into_inner();
-        let (start, events) = self
-            .driver
-            .events()
-            .subscribe_from(after_sequence)
-            .map_err(|error| error.to_status())?;
-        let stream = events.map(|item| item.map(convert::event).map_err(|e| e.to_status()));
-        let mut response = Response::new(Box::pin(stream) as Self::WatchEventsStream);
-        response
-            .metadata_mut()
-            .insert(headers::SEQUENCE, start.into());
-        Ok(response)
+        watch_response(self.driver.events(), after_sequence, convert::event)
     }
 }
