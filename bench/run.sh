@@ -8,6 +8,9 @@
 #   LIFECYCLE=0 bench/run.sh     skip the lifecycle part (start/suspend/resume/destroy, restart)
 #   RPC=0 bench/run.sh           skip the RPC part (lookup/list/define), e.g. lifecycle only
 #   RESTART_VMS=N                VMs running during the restart benchmark (default 100)
+#   STORAGE=0 bench/run.sh       skip the storage part (vol-upload/vol-download vs dd and virsh)
+#   RPC=0 LIFECYCLE=0 bench/run.sh   the storage part alone (bench/storage.sh; STORAGE_MB=N,
+#                                STORAGE_RUNS=N, STORAGE_DIR=DIR: see that script)
 #
 # virtplane: builds the release binaries, starts virtplane-domaind (test driver, durable state
 # dir) and virtplane-gateway on a temp dir and drives them with virtplane-bench, directly on
@@ -18,6 +21,7 @@
 # restart (its own domaind with RESTART_VMS VMs, SIGKILLed and restarted); libvirt's 03_start.py.
 # libvirt: the anchor scripts in ../shared/libvirt-bench (daemon.sh, 02_rpc.py, cleanup.py),
 # with the same durations/trials, plus `virsh list --all` timed like `virtctl list --all`.
+# storage: bench/storage.sh (its own virtplane-storaged, gateway and libvirt pool), last.
 # Only processes this script started are stopped; the temp dir is removed on exit.
 set -euo pipefail
 
@@ -35,7 +39,7 @@ else
     COUNTS="1 100 1000"; SECONDS_PER_TRIAL=2; TRIALS=3; REPS=30; WARMUP=3
     LC_STARTS=20; LC_CYCLES=25; LC_ROUNDS=3; LC_RAW_REPS=30   # raw: destroy rotates 3 ways
 fi
-RPC=${RPC:-1}; LIFECYCLE=${LIFECYCLE:-1}; RESTART_VMS=${RESTART_VMS:-100}
+RPC=${RPC:-1}; LIFECYCLE=${LIFECYCLE:-1}; RESTART_VMS=${RESTART_VMS:-100}; STORAGE=${STORAGE:-1}
 mkdir -p "$OUT"
 log() { echo "[$(date -u +%H:%M:%S)] $*" | tee -a "$OUT/run.log" >&2; }
 
@@ -57,6 +61,7 @@ done
     echo "mem: $(grep MemTotal /proc/meminfo | tr -s ' ')"
     echo "quick: ${QUICK:-0} rpc: $RPC counts: $COUNTS seconds: $SECONDS_PER_TRIAL trials: $TRIALS reps: $REPS"
     echo "lifecycle: $LIFECYCLE starts: $LC_STARTS cycles: $LC_CYCLES restart_vms: $RESTART_VMS rounds: $LC_ROUNDS"
+    echo "storage: $STORAGE"
     echo "loadavg_start: $(cat /proc/loadavg)"
 } > "$OUT/env.txt"
 
@@ -206,12 +211,15 @@ if [ "$LIFECYCLE" != 0 ]; then
 fi
 
 # ------------------------------------------------------------------ libvirt
-if [ "${SKIP_LIBVIRT:-0}" != 1 ]; then
+ensure_libvirt() {
     if ! "$PY" -c 'import libvirt' 2>/dev/null || ! command -v libvirtd >/dev/null || [ ! -x /usr/bin/qemu-system-x86_64 ]; then
         log "installing libvirt (as ../shared/libvirt-bench/README.md says)"
         apt-get install -y --no-install-recommends libvirt-daemon-system libvirt-clients \
             python3-libvirt strace qemu-system-x86 >"$OUT/apt.log" 2>&1
     fi
+}
+if [ "${SKIP_LIBVIRT:-0}" != 1 ] && { [ "$RPC" != 0 ] || [ "$LIFECYCLE" != 0 ]; }; then
+    ensure_libvirt
     log "libvirt: daemon.sh start"
     "$LV/daemon.sh" start | tee -a "$OUT/run.log" >&2
     LIBVIRT_STARTED=1
@@ -234,7 +242,21 @@ if [ "${SKIP_LIBVIRT:-0}" != 1 ]; then
     LIBVIRT_STARTED=0
 fi
 
+# ------------------------------------------------------------------ storage (own daemons, libvirt pool)
+if [ "$STORAGE" != 0 ]; then
+    [ "${SKIP_LIBVIRT:-0}" = 1 ] || ensure_libvirt
+    log "storage: bench/storage.sh (vol-upload/vol-download vs dd and virsh)"
+    BIN=$BIN PY=$PY LVBENCH_DIR=$LV "$HERE/storage.sh" "$OUT"
+fi
+
 echo "loadavg_end: $(cat /proc/loadavg)" >> "$OUT/env.txt"
-"$PY" "$HERE/summarize.py" "$OUT" > "$OUT/summary.md"
+{
+    if [ -e "$OUT/virtplane.jsonl" ]; then
+        "$PY" "$HERE/summarize.py" "$OUT"
+        [ ! -e "$OUT/storage.json" ] || "$PY" "$HERE/summarize_storage.py" "$OUT"
+    elif [ -e "$OUT/storage.json" ]; then
+        "$PY" "$HERE/summarize_storage.py" --header "$OUT"
+    fi
+} > "$OUT/summary.md"
 log "done: $OUT/summary.md"
 cat "$OUT/summary.md"
