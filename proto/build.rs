@@ -32,6 +32,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
+        // Volume data as `bytes::Bytes`: decoded without a copy out of the HTTP/2 buffer
+        // (a gigabyte upload or download is a gigabyte of memcpy less at its receiver).
+        .bytes(".virtplane.v1.VolumeChunk.data")
         .compile_fds(descriptors)?;
     Ok(())
 }

@@ -195,6 +195,9 @@ where
     let (sender, connection) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
         .timer(TokioTimer::new())
         .keep_alive_interval(Duration::from_secs(30))
+        .max_frame_size(virtplane_common::http2::MAX_FRAME_SIZE)
+        .initial_stream_window_size(virtplane_common::http2::STREAM_WINDOW)
+        .initial_connection_window_size(virtplane_common::http2::CONNECTION_WINDOW)
         .handshake(TokioIo::new(stream))
         .await
         .map_err(std::io::Error::other)?;

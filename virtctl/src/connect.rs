@@ -135,7 +135,11 @@ impl Conn {
             addr: server.to_string(),
             why: root_cause(&e),
         })?
-        .connect_timeout(timeout);
+        .connect_timeout(timeout)
+        // Bulk streams (vol-upload, vol-download): big frames and windows, as the servers use.
+        .max_frame_size(1 << 20)
+        .initial_stream_window_size(8 << 20)
+        .initial_connection_window_size(16 << 20);
         Ok(Conn {
             channel: InterceptedService::new(endpoint.connect_lazy(), auth),
             server: server.to_string(),

@@ -542,7 +542,7 @@ impl StorageService for Fake {
                 if req.sparse {
                     pieces.push(pb::VolumeChunk {
                         offset: at,
-                        data: vec![],
+                        data: Default::default(),
                         hole_length: len,
                     });
                 } else {
@@ -551,7 +551,7 @@ impl StorageService for Fake {
                         let n = (at + len - p).min(MIB);
                         pieces.push(pb::VolumeChunk {
                             offset: p,
-                            data: vec![0; n as usize],
+                            data: vec![0; n as usize].into(),
                             hole_length: 0,
                         });
                         p += n;
@@ -565,7 +565,7 @@ impl StorageService for Fake {
                 pos = offset + data.len() as u64;
                 pieces.push(pb::VolumeChunk {
                     offset,
-                    data,
+                    data: data.into(),
                     hole_length: 0,
                 });
             }

@@ -21,6 +21,9 @@ pub fn connect_channel(addr: &ListenAddr) -> Channel {
             // authority becomes the `:authority` of every request.
             Endpoint::from_static("http://localhost")
                 .connect_timeout(CONNECT_TIMEOUT)
+                .max_frame_size(crate::http2::MAX_FRAME_SIZE)
+                .initial_stream_window_size(crate::http2::STREAM_WINDOW)
+                .initial_connection_window_size(crate::http2::CONNECTION_WINDOW)
                 .connect_with_connector_lazy(tower::service_fn(move |_| {
                     let path = path.clone();
                     async move {
@@ -35,6 +38,9 @@ pub fn connect_channel(addr: &ListenAddr) -> Channel {
             Endpoint::from_shared(uri)
                 .expect("socket address is a valid URI")
                 .connect_timeout(CONNECT_TIMEOUT)
+                .max_frame_size(crate::http2::MAX_FRAME_SIZE)
+                .initial_stream_window_size(crate::http2::STREAM_WINDOW)
+                .initial_connection_window_size(crate::http2::CONNECTION_WINDOW)
                 .tcp_nodelay(true)
                 .connect_lazy()
         }

@@ -3,6 +3,7 @@
 pub mod client;
 pub mod daemon;
 pub mod events;
+pub mod http2;
 pub mod identity;
 pub mod logging;
 pub mod names;

@@ -116,8 +116,11 @@ pub async fn serve(
             let _ = stop.wait_for(|stopped| *stopped).await;
         };
         let label = addr.to_string();
-        let mut builder =
-            Server::builder().http2_keepalive_interval(Some(std::time::Duration::from_secs(30)));
+        let mut builder = Server::builder()
+            .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
+            .max_frame_size(Some(crate::http2::MAX_FRAME_SIZE))
+            .initial_stream_window_size(Some(crate::http2::STREAM_WINDOW))
+            .initial_connection_window_size(Some(crate::http2::CONNECTION_WINDOW));
         // The two listener kinds differ only in their incoming stream.
         let serving: futures::future::BoxFuture<'static, Result<(), tonic::transport::Error>> =
             match addr {

@@ -221,7 +221,7 @@ async fn an_unfinished_upload_is_not_leased_out() {
     let items = vec![
         Ok(UploadItem::Piece(Piece::Data {
             offset: 0,
-            bytes: vec![7; MIB as usize],
+            bytes: vec![7; MIB as usize].into(),
         })),
         Err(StorageError::InvalidArg("client gone".into())),
     ];

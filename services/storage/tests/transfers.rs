@@ -62,7 +62,7 @@ fn disk() -> VolRef {
 fn image() -> Vec<Piece> {
     let data = |offset: u64, byte: u8| Piece::Data {
         offset,
-        bytes: vec![byte; MIB as usize],
+        bytes: vec![byte; MIB as usize].into(),
     };
     let hole = |offset: u64, end: u64| Piece::Hole {
         offset,

@@ -87,7 +87,7 @@ pub fn response(item: Result<Outgoing>) -> Result<pb::DownloadVolumeResponse, St
             length: 0,
             chunk: Some(pb::VolumeChunk {
                 offset,
-                data: Vec::new(),
+                data: bytes::Bytes::new(),
                 hole_length: len,
             }),
             sha256: Vec::new(),

@@ -2,6 +2,7 @@
 //! SEEK_HOLE), data read in chunks, holes sent as holes when the client asked for a sparse
 //! stream (else as zeros), all hashed as the bytes read. Blocks: run it on a blocking thread.
 
+use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc::Sender;
 
@@ -43,14 +44,14 @@ pub fn read_pieces(
             } else if extent.is_hole {
                 Piece::Data {
                     offset,
-                    bytes: vec![0; len as usize],
+                    bytes: Bytes::from(vec![0; len as usize]),
                 }
             } else {
                 let chunk = &mut buffer[..len as usize];
                 file.read_exact_at(offset, chunk)?;
                 Piece::Data {
                     offset,
-                    bytes: chunk.to_vec(),
+                    bytes: Bytes::copy_from_slice(chunk),
                 }
             };
             hash_piece(&mut hash, &piece);

@@ -3,6 +3,7 @@
 //! volume file or read them out of one, hashing as they go. Memory stays bounded: pieces
 //! pass through a channel of a few chunks between the network side and the disk side.
 
+use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
 pub mod download;
@@ -19,15 +20,10 @@ pub const PIPELINE_DEPTH: usize = 8;
 /// One piece of a volume's data.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Piece {
-    Data {
-        offset: u64,
-        bytes: Vec<u8>,
-    },
+    /// The bytes at `offset` (shared, not copied, from the message they came in).
+    Data { offset: u64, bytes: Bytes },
     /// `len` bytes of zeros at `offset`, not sent.
-    Hole {
-        offset: u64,
-        len: u64,
-    },
+    Hole { offset: u64, len: u64 },
 }
 
 impl Piece {
