@@ -123,7 +123,9 @@ impl NetworkService {
             | Code::InvalidArgument
             | Code::AlreadyExists
             | Code::PermissionDenied => PortErrorKind::Refused,
-            Code::Unavailable => PortErrorKind::Unavailable,
+            // A connection that broke under the call (the service was killed, say) comes
+            // back from the transport as UNKNOWN or CANCELLED: the service did not answer.
+            Code::Unavailable | Code::Unknown | Code::Cancelled => PortErrorKind::Unavailable,
             Code::DeadlineExceeded => PortErrorKind::Timeout,
             _ => PortErrorKind::Failed,
         };

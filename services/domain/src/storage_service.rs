@@ -93,7 +93,9 @@ impl StorageService {
             | Code::InvalidArgument
             | Code::AlreadyExists
             | Code::PermissionDenied => LeaseErrorKind::Refused,
-            Code::Unavailable => LeaseErrorKind::Unavailable,
+            // A connection that broke under the call (the service was killed, say) comes
+            // back from the transport as UNKNOWN or CANCELLED: the service did not answer.
+            Code::Unavailable | Code::Unknown | Code::Cancelled => LeaseErrorKind::Unavailable,
             Code::DeadlineExceeded => LeaseErrorKind::Timeout,
             _ => LeaseErrorKind::Failed,
         };
