@@ -12,6 +12,7 @@
 //! - [`process`]: starting QEMU so it outlives the service, and finding it again after a
 //!   restart.
 
+pub mod agent;
 pub mod argv;
 pub mod driver;
 mod errors;
