@@ -11,5 +11,6 @@ pub mod object_files;
 pub mod reply;
 pub mod runtime;
 pub mod server;
+pub mod slot;
 pub mod status;
 pub mod store;

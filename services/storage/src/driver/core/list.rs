@@ -9,7 +9,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 
-use tokio::sync::{Mutex, OwnedMutexGuard};
+use tokio::sync::OwnedMutexGuard;
+use virtplane_common::slot::JobSlot;
 
 use crate::driver::backend::Volume;
 use crate::error::{Result, StorageError};
@@ -107,40 +108,7 @@ impl Snapshot {
 }
 
 /// One pool: its snapshot and job lock.
-#[derive(Debug)]
-pub struct PoolObj {
-    job: Arc<Mutex<()>>,
-    current: RwLock<Arc<Snapshot>>,
-}
-
-impl PoolObj {
-    fn new(snapshot: Snapshot) -> Arc<Self> {
-        Arc::new(Self {
-            job: Arc::new(Mutex::new(())),
-            current: RwLock::new(Arc::new(snapshot)),
-        })
-    }
-
-    pub fn snapshot(&self) -> Arc<Snapshot> {
-        // A snapshot is replaced whole: a panic elsewhere cannot leave it half-written.
-        self.current
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone()
-    }
-
-    /// Makes `next` what readers see.
-    pub fn publish(&self, next: Snapshot) {
-        *self
-            .current
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(next);
-    }
-
-    pub async fn begin_job(&self) -> OwnedMutexGuard<()> {
-        self.job.clone().lock_owned().await
-    }
-}
+pub type PoolObj = JobSlot<Snapshot>;
 
 /// What [`PoolList::reserve`] found.
 pub enum Reserved {
@@ -212,10 +180,8 @@ impl PoolList {
         }
         let object = PoolObj::new(Snapshot::reserved(Arc::new(def.clone())));
         let job = object
-            .job
-            .clone()
-            .try_lock_owned()
-            .map_err(|_| StorageError::Internal("a new pool's job lock is taken".into()))?;
+            .try_begin_job()
+            .ok_or_else(|| StorageError::Internal("a new pool's job lock is taken".into()))?;
         map.insert(def.name.clone(), object.clone());
         Ok(Reserved::New(object, job))
     }
