@@ -37,14 +37,21 @@ pub fn parse_kib(input: &str) -> Result<u64, String> {
     Ok(bytes.div_ceil(1024))
 }
 
-/// Bytes per unit for a suffix; `None` for a suffix virsh would reject.
+/// Bytes per unit for a memory size's suffix; no suffix is virsh's memory default, KiB.
 fn unit_bytes(unit: &str) -> Option<u64> {
+    if unit.is_empty() {
+        return Some(1024);
+    }
+    unit_scale(unit)
+}
+
+/// Bytes per unit for a suffix, as `virScaleInteger` reads them (any case): none, `b`,
+/// `byte`, `bytes` = 1; `k`/`KiB` … `e`/`EiB` = powers of 1024; `KB` … `EB` = powers of 1000.
+/// `None` for a suffix virsh refuses. Callers decide what no suffix means.
+pub fn unit_scale(unit: &str) -> Option<u64> {
     let lower = unit.to_ascii_lowercase();
-    match lower.as_str() {
-        // No suffix: virsh's default scale for memory sizes is KiB.
-        "" => return Some(1024),
-        "b" | "byte" | "bytes" => return Some(1),
-        _ => {}
+    if matches!(lower.as_str(), "" | "b" | "byte" | "bytes") {
+        return Some(1);
     }
     let mut chars = lower.chars();
     let power = match chars.next()? {

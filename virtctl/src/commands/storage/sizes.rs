@@ -10,6 +10,8 @@
 //! Showing (`vshPrettyCapacity` + `"%.2lf %s"`): the largest binary unit the value reaches,
 //! from `B` to `EiB`, with two decimals ("1.00 GiB", "512.00 MiB", "0.00 B").
 
+use crate::size::unit_scale;
+
 /// Parses a virsh volume size into bytes. The error names the value and says what is wrong;
 /// clap shows it as `invalid value '<v>' for '<CAPACITY>': <why>`.
 pub fn parse_bytes(input: &str) -> Result<u64, String> {
@@ -27,6 +29,7 @@ pub fn parse_bytes(input: &str) -> Result<u64, String> {
     let value: u64 = number
         .parse()
         .map_err(|_| format!("'{input}' is too large: sizes go up to 16 EiB"))?;
+    // A plain number of a volume size is bytes.
     let scale = unit_scale(unit).ok_or_else(|| {
         format!(
             "'{input}' has an unknown unit '{unit}': use b, K/KiB, KB, M/MiB, MB, G/GiB, GB, T/TiB, TB, P/PiB, PB, E/EiB, EB (a plain number is bytes)"
@@ -35,31 +38,6 @@ pub fn parse_bytes(input: &str) -> Result<u64, String> {
     value
         .checked_mul(scale)
         .ok_or_else(|| format!("'{input}' is too large: sizes go up to 16 EiB"))
-}
-
-/// Bytes per unit (`virScaleInteger`); `None` for a suffix virsh refuses.
-fn unit_scale(unit: &str) -> Option<u64> {
-    let lower = unit.to_ascii_lowercase();
-    match lower.as_str() {
-        "" | "b" | "byte" | "bytes" => return Some(1),
-        _ => {}
-    }
-    let mut chars = lower.chars();
-    let power = match chars.next()? {
-        'k' => 1,
-        'm' => 2,
-        'g' => 3,
-        't' => 4,
-        'p' => 5,
-        'e' => 6,
-        _ => return None,
-    };
-    let base: u64 = match chars.as_str() {
-        "" | "ib" => 1024,
-        "b" => 1000,
-        _ => return None,
-    };
-    base.checked_pow(power)
 }
 
 /// A `vol-resize` capacity: virsh lets a leading `-` stand for "shrink by" (it needs
