@@ -16,6 +16,7 @@ pub mod model;
 pub mod network_service;
 pub mod passthrough;
 pub mod persist;
+pub mod service_call;
 pub mod stats;
 pub mod storage_service;
 pub mod xml;

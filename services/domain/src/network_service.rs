@@ -10,18 +10,17 @@
 use std::fmt;
 use std::time::Duration;
 
+use tonic::Code;
 use tonic::transport::Channel;
-use tonic::{Code, Status};
 use virtplane_common::client::connect_channel;
 use virtplane_common::server::ListenAddr;
 use virtplane_proto::v1 as pb;
 use virtplane_proto::v1::network_service_client::NetworkServiceClient;
 
-use crate::driver::qemu::net::error::{NetError, PortErrorKind};
+use crate::driver::qemu::net::error::NetError;
 use crate::driver::qemu::net::ports::{NetworkPorts, Port, PortOwner};
-
-/// How long one call to the network service may take, connection included.
-pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+pub use crate::service_call::CALL_TIMEOUT;
+use crate::service_call::{CallErrorKind, Failure, Sibling};
 
 /// A lease as `domifaddr` needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,15 +34,14 @@ pub struct LeasedAddress {
 /// The network service at one address.
 #[derive(Clone)]
 pub struct NetworkService {
-    address: ListenAddr,
+    sibling: Sibling,
     client: NetworkServiceClient<Channel>,
-    timeout: Duration,
 }
 
 impl fmt::Debug for NetworkService {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("NetworkService")
-            .field("address", &self.address.to_string())
+            .field("address", &self.sibling.address.to_string())
             .finish()
     }
 }
@@ -58,9 +56,12 @@ impl NetworkService {
     pub fn with_timeout(address: ListenAddr, timeout: Duration) -> Self {
         let client = NetworkServiceClient::new(connect_channel(&address));
         Self {
-            address,
+            sibling: Sibling {
+                name: "network service",
+                address,
+                timeout,
+            },
             client,
-            timeout,
         }
     }
 
@@ -72,6 +73,7 @@ impl NetworkService {
         };
         let mut client = self.client.clone();
         let response = self
+            .sibling
             .bounded(client.get_dhcp_leases(request))
             .await
             .map_err(|f| self.port_error(network, "read the DHCP leases", f))?;
@@ -87,71 +89,18 @@ impl NetworkService {
             .collect())
     }
 
-    /// Runs one call under the timeout.
-    async fn bounded<T>(
-        &self,
-        call: impl Future<Output = Result<tonic::Response<T>, Status>>,
-    ) -> Result<T, Failure> {
-        match tokio::time::timeout(self.timeout, call).await {
-            Ok(Ok(response)) => Ok(response.into_inner()),
-            Ok(Err(status)) => Err(Failure::Status(status)),
-            Err(_) => Err(Failure::Timeout),
-        }
-    }
-
     /// A failed call as a [`NetError::Port`] that says what was being done, on which
     /// network, and (when the service could not be reached) at which address.
     fn port_error(&self, network: &str, what: &str, failure: Failure) -> NetError {
-        let status = match failure {
-            Failure::Status(status) => status,
-            Failure::Timeout => {
-                return NetError::Port {
-                    network: network.to_owned(),
-                    message: format!(
-                        "cannot {what} on network '{network}': the network service at {} did \
-                         not answer within {} s",
-                        self.address,
-                        self.timeout.as_secs()
-                    ),
-                    kind: PortErrorKind::Timeout,
-                };
-            }
-        };
-        let kind = match status.code() {
-            Code::NotFound
-            | Code::FailedPrecondition
-            | Code::InvalidArgument
-            | Code::AlreadyExists
-            | Code::PermissionDenied => PortErrorKind::Refused,
-            // A connection that broke under the call (the service was killed, say) comes
-            // back from the transport as UNKNOWN or CANCELLED: the service did not answer.
-            Code::Unavailable | Code::Unknown | Code::Cancelled => PortErrorKind::Unavailable,
-            Code::DeadlineExceeded => PortErrorKind::Timeout,
-            _ => PortErrorKind::Failed,
-        };
-        let message = if kind == PortErrorKind::Unavailable {
-            format!(
-                "cannot {what} on network '{network}': the network service at {} is \
-                 unreachable ({})",
-                self.address,
-                status.message()
-            )
-        } else {
-            // The network service's own words name the network and the problem.
-            status.message().to_owned()
-        };
+        let (kind, message) = self
+            .sibling
+            .describe(&format!("cannot {what} on network '{network}'"), failure);
         NetError::Port {
             network: network.to_owned(),
             message,
             kind,
         }
     }
-}
-
-/// How a call failed: the service's answer, or none in time.
-enum Failure {
-    Status(Status),
-    Timeout,
 }
 
 fn network_ref(name: &str) -> pb::NetworkRef {
@@ -177,6 +126,7 @@ impl NetworkPorts for NetworkService {
         };
         let mut client = self.client.clone();
         let response = self
+            .sibling
             .bounded(client.create_port(request))
             .await
             .map_err(|f| self.port_error(network, "create a port", f))?;
@@ -186,7 +136,7 @@ impl NetworkPorts for NetworkService {
                 "network '{network}': the network service answered a port creation without \
                  the port"
             ),
-            kind: PortErrorKind::Failed,
+            kind: CallErrorKind::Failed,
         })?;
         if port.bridge.is_empty() {
             return Err(NetError::Port {
@@ -195,7 +145,7 @@ impl NetworkPorts for NetworkService {
                     "network '{network}': port {} has no bridge to attach the tap to",
                     port.uuid
                 ),
-                kind: PortErrorKind::Failed,
+                kind: CallErrorKind::Failed,
             });
         }
         Ok(Port {
@@ -210,7 +160,7 @@ impl NetworkPorts for NetworkService {
             port_uuid: port.to_owned(),
         };
         let mut client = self.client.clone();
-        match self.bounded(client.delete_port(request)).await {
+        match self.sibling.bounded(client.delete_port(request)).await {
             Ok(_) => Ok(()),
             // No such port, or no such network any more: the goal (no port) is reached.
             Err(Failure::Status(status)) if status.code() == Code::NotFound => Ok(()),

@@ -10,8 +10,8 @@
 use std::fmt;
 use std::time::Duration;
 
+use tonic::Code;
 use tonic::transport::Channel;
-use tonic::{Code, Status};
 use virtplane_common::client::connect_channel;
 use virtplane_common::server::ListenAddr;
 use virtplane_proto::v1 as pb;
@@ -20,22 +20,20 @@ use virtplane_proto::v1::storage_service_client::StorageServiceClient;
 use crate::driver::volumes::{
     LeaseErrorKind, LeaseOwner, ResolvedVolume, VolumeError, VolumeKind, VolumeLeases, VolumeName,
 };
-
-/// How long one call to the storage service may take, connection included.
-pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+pub use crate::service_call::CALL_TIMEOUT;
+use crate::service_call::{Failure, Sibling};
 
 /// The storage service at one address.
 #[derive(Clone)]
 pub struct StorageService {
-    address: ListenAddr,
+    sibling: Sibling,
     client: StorageServiceClient<Channel>,
-    timeout: Duration,
 }
 
 impl fmt::Debug for StorageService {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StorageService")
-            .field("address", &self.address.to_string())
+            .field("address", &self.sibling.address.to_string())
             .finish()
     }
 }
@@ -51,76 +49,27 @@ impl StorageService {
     pub fn with_timeout(address: ListenAddr, timeout: Duration) -> Self {
         let client = StorageServiceClient::new(connect_channel(&address));
         Self {
-            address,
+            sibling: Sibling {
+                name: "storage service",
+                address,
+                timeout,
+            },
             client,
-            timeout,
-        }
-    }
-
-    /// Runs one call under the timeout.
-    async fn bounded<T>(
-        &self,
-        call: impl Future<Output = Result<tonic::Response<T>, Status>>,
-    ) -> Result<T, Failure> {
-        match tokio::time::timeout(self.timeout, call).await {
-            Ok(Ok(response)) => Ok(response.into_inner()),
-            Ok(Err(status)) => Err(Failure::Status(status)),
-            Err(_) => Err(Failure::Timeout),
         }
     }
 
     /// A failed call as a [`VolumeError::Lease`] that says what was being done, on which
     /// volume, and (when the service could not be reached) at which address.
     fn lease_error(&self, volume: &VolumeName, what: &str, failure: Failure) -> VolumeError {
-        let status = match failure {
-            Failure::Status(status) => status,
-            Failure::Timeout => {
-                return VolumeError::Lease {
-                    volume: volume.clone(),
-                    message: format!(
-                        "cannot {what} {volume}: the storage service at {} did not answer \
-                         within {} s",
-                        self.address,
-                        self.timeout.as_secs()
-                    ),
-                    kind: LeaseErrorKind::Timeout,
-                };
-            }
-        };
-        let kind = match status.code() {
-            Code::NotFound
-            | Code::FailedPrecondition
-            | Code::InvalidArgument
-            | Code::AlreadyExists
-            | Code::PermissionDenied => LeaseErrorKind::Refused,
-            // A connection that broke under the call (the service was killed, say) comes
-            // back from the transport as UNKNOWN or CANCELLED: the service did not answer.
-            Code::Unavailable | Code::Unknown | Code::Cancelled => LeaseErrorKind::Unavailable,
-            Code::DeadlineExceeded => LeaseErrorKind::Timeout,
-            _ => LeaseErrorKind::Failed,
-        };
-        let message = if kind == LeaseErrorKind::Unavailable {
-            format!(
-                "cannot {what} {volume}: the storage service at {} is unreachable ({})",
-                self.address,
-                status.message()
-            )
-        } else {
-            // The storage service's own words name the volume and the problem.
-            status.message().to_owned()
-        };
+        let (kind, message) = self
+            .sibling
+            .describe(&format!("cannot {what} {volume}"), failure);
         VolumeError::Lease {
             volume: volume.clone(),
             message,
             kind,
         }
     }
-}
-
-/// How a call failed: the service's answer, or none in time.
-enum Failure {
-    Status(Status),
-    Timeout,
 }
 
 fn vol_ref(volume: &VolumeName) -> pb::StorageVolRef {
@@ -161,6 +110,7 @@ impl VolumeLeases for StorageService {
         };
         let mut client = self.client.clone();
         let response = self
+            .sibling
             .bounded(client.acquire_volume(request))
             .await
             .map_err(|f| self.lease_error(volume, "use", f))?;
@@ -190,7 +140,7 @@ impl VolumeLeases for StorageService {
             owner_uuid: owner_uuid.to_owned(),
         };
         let mut client = self.client.clone();
-        match self.bounded(client.release_volume(request)).await {
+        match self.sibling.bounded(client.release_volume(request)).await {
             Ok(_) => Ok(()),
             // No such pool or volume any more: no lease either; the goal is reached.
             Err(Failure::Status(status)) if status.code() == Code::NotFound => Ok(()),

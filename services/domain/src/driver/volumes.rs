@@ -80,18 +80,9 @@ pub trait VolumeLeases: Send + Sync + fmt::Debug + 'static {
     async fn release(&self, volume: &VolumeName, owner_uuid: &str) -> Result<(), VolumeError>;
 }
 
-/// How a failed lease call reads for the caller of the domain call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LeaseErrorKind {
-    /// No such pool or volume, the pool is not active, or the volume is busy (→
-    /// FAILED_PRECONDITION: what is missing is a precondition of the domain call).
-    Refused,
-    /// The storage service is down (→ UNAVAILABLE).
-    Unavailable,
-    /// No answer in time (→ DEADLINE_EXCEEDED).
-    Timeout,
-    Failed,
-}
+/// How a failed lease call reads for the caller of the domain call (the storage service is a
+/// sibling service: its calls fail as any sibling's do).
+pub use crate::service_call::CallErrorKind as LeaseErrorKind;
 
 #[derive(Debug, thiserror::Error)]
 pub enum VolumeError {

@@ -4,18 +4,9 @@ use std::time::Duration;
 
 use crate::error::DomainError;
 
-/// How a failed port call reads for the caller of the domain call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PortErrorKind {
-    /// No such network, or it is not running, or it refuses the port (→
-    /// FAILED_PRECONDITION: the domain call names a domain that exists; what is missing is
-    /// a precondition of its start).
-    Refused,
-    /// The network service is down or did not answer (→ UNAVAILABLE / DEADLINE_EXCEEDED).
-    Unavailable,
-    Timeout,
-    Failed,
-}
+/// How a failed port call reads for the caller of the domain call (the network service is a
+/// sibling service: its calls fail as any sibling's do).
+pub use crate::service_call::CallErrorKind as PortErrorKind;
 
 #[derive(Debug, thiserror::Error)]
 pub enum NetError {
