@@ -52,19 +52,16 @@ impl Core {
 
     /// The pool of `volume` with its job lock, and the volume as it is under that lock.
     async fn begin_volume(&self, volume: &VolRef) -> Result<(Locked, Arc<Volume>)> {
-        let (pool, _) = self.find_volume(volume)?;
+        let (pool, found) = self.find_volume(volume)?;
         let locked = self.begin(&PoolRef::Name(pool.name().to_owned())).await?;
         if !locked.old.active {
             return Err(StorageError::not_active(locked.old.name()));
         }
-        let name = match volume {
-            VolRef::Name { volume, .. } => volume.clone(),
-            _ => self.find_volume(volume)?.1.def.name.clone(),
-        };
+        // Looked up again under the lock: it may have changed or gone while we waited.
         let found = locked
             .old
             .volumes
-            .get(&name)
+            .get(&found.def.name)
             .cloned()
             .ok_or_else(|| StorageError::VolNotFound(volume.to_string()))?;
         Ok((locked, found))
