@@ -11,6 +11,7 @@ const PROTOS: &[&str] = &[
     "virtplane/v1/console.proto",
     "virtplane/v1/domain_stats.proto",
     "virtplane/v1/qemu.proto",
+    "virtplane/v1/guest.proto",
     "virtplane/v1/network.proto",
     "virtplane/v1/storage.proto",
 ];
