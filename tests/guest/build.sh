@@ -205,8 +205,81 @@ ln -sf "../lib/x86_64-linux-gnu/$(basename "$interp")" "$ROOT/lib64/$(basename "
 # qemu-ga's guest-exec etc. are happier with a few ordinary files present
 printf 'root:x:0:0:root:/root:/bin/sh\n' >"$ROOT/etc/passwd"
 printf 'root:x:0:\n' >"$ROOT/etc/group"
+# root's password starts locked ('*'); guest-set-user-password replaces it through chpasswd.
+printf 'root:*:19000:0:99999:7:::\n' >"$ROOT/etc/shadow"
+chmod 0600 "$ROOT/etc/shadow"
+chmod 0700 "$ROOT/root"
+# The RTC (CONFIG_RTC_DRV_CMOS=y, /dev/rtc0) keeps UTC, as QEMU's default -rtc base=utc does.
+printf '0.0 0 0.0\n0\nUTC\n' >"$ROOT/etc/adjtime"
 printf 'virtplane-guest\n' >"$ROOT/etc/hostname"
 printf 'PRETTY_NAME="virtplane test guest (Debian kernel, busybox)"\nNAME="virtplane-guest"\nID=virtplane-guest\nID_LIKE=debian\nVERSION_ID="12"\n' >"$ROOT/etc/os-release"
+
+# ---------------------------------------------------------------- agent helpers
+# Programs qemu-ga 7.2 runs for some commands:
+#   guest-set-time             /sbin/hwclock -w|-s (fixed path; "not currently supported" without it)
+#   guest-shutdown             /sbin/shutdown -h -P|-H|-r +0 MESSAGE (fixed path)
+#   guest-set-user-password    chpasswd [-e] on PATH, "NAME:PASSWORD" on its stdin
+ln -s ../bin/busybox "$ROOT/sbin/hwclock"
+
+# /init is a shell, not an init that takes shutdown requests: power off, halt or reboot directly.
+cat >"$ROOT/sbin/shutdown" <<'EOF'
+#!/bin/sh
+# shutdown [-h] [-P|-H|-r] [TIME] [MESSAGE]: what qemu-ga's guest-shutdown runs.
+action=poweroff
+for a in "$@"; do
+    case "$a" in
+        -P|--poweroff) action=poweroff ;;
+        -H|--halt) action=halt ;;
+        -r|--reboot) action=reboot ;;
+    esac
+done
+echo "virtplane-guest: shutdown ($action)" >/dev/console
+sync
+exec "$action" -f
+EOF
+chmod 0755 "$ROOT/sbin/shutdown"
+
+# Debian's busybox has no chpasswd applet (and shadow's chpasswd needs PAM): this one takes
+# chpasswd's input and its -e flag, hashes plain passwords with busybox mkpasswd (SHA-512) and
+# rewrites /etc/shadow (mode 0600) through a temporary file.
+cat >"$ROOT/usr/sbin/chpasswd" <<'EOF'
+#!/bin/sh
+# chpasswd [-e]: reads NAME:PASSWORD lines on stdin; -e: PASSWORD is already crypt(3)-hashed.
+crypted=0
+for a in "$@"; do
+    case "$a" in
+        -e|--encrypted) crypted=1 ;;
+        *) echo "chpasswd: unsupported option '$a' (only -e)" >&2; exit 2 ;;
+    esac
+done
+status=0
+while IFS= read -r line || [ -n "$line" ]; do
+    name=${line%%:*}
+    pass=${line#*:}
+    if [ "$name" = "$line" ] || [ -z "$name" ]; then
+        echo "chpasswd: line without 'NAME:' ignored" >&2; status=1; continue
+    fi
+    if ! n="$name" awk -F: '$1 == ENVIRON["n"] { found = 1 } END { exit !found }' /etc/passwd; then
+        echo "chpasswd: user '$name' does not exist in /etc/passwd" >&2; status=1; continue
+    fi
+    if [ $crypted = 1 ]; then
+        hash=$pass
+    elif ! hash=$(printf '%s' "$pass" | mkpasswd -m sha512 -P 0); then
+        echo "chpasswd: cannot hash the password for '$name'" >&2; status=1; continue
+    fi
+    umask 077
+    n="$name" h="$hash" d=$(($(date +%s) / 86400)) awk -F: -v OFS=: '
+        $1 == ENVIRON["n"] { $2 = ENVIRON["h"]; $3 = ENVIRON["d"]; found = 1 }
+        { print }
+        END { if (!found) print ENVIRON["n"], ENVIRON["h"], ENVIRON["d"], 0, 99999, 7, "", "", "" }
+    ' /etc/shadow >/etc/shadow+ && mv /etc/shadow+ /etc/shadow || {
+        rm -f /etc/shadow+
+        echo "chpasswd: cannot update /etc/shadow for '$name'" >&2; status=1
+    }
+done
+exit $status
+EOF
+chmod 0755 "$ROOT/usr/sbin/chpasswd"
 
 # ---------------------------------------------------------------- kernel modules
 # Whatever is a module in Debian's kernel gets copied and insmod'ed in dependency order
@@ -283,7 +356,11 @@ cat >"$ROOT/init" <<'EOF'
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
-mount -t devtmpfs devtmpfs /dev 2>/dev/null || mount -t tmpfs -o mode=0755 tmpfs /dev
+# After switch_root, /dev is already the devtmpfs moved from the initramfs: mounting it again
+# there fails (EBUSY) and a tmpfs over it would hide the device nodes.
+if ! awk '$2 == "/dev" { found = 1 } END { exit !found }' /proc/mounts; then
+    mount -t devtmpfs devtmpfs /dev 2>/dev/null || mount -t tmpfs -o mode=0755 tmpfs /dev
+fi
 mkdir -p /dev/pts /dev/shm /run
 mount -t devpts devpts /dev/pts 2>/dev/null
 mount -t tmpfs tmpfs /run
@@ -356,7 +433,8 @@ fi
 
 echo "virtplane-guest: ready"
 while :; do
-    setsid cttyhack sh -l </dev/ttyS0 >/dev/ttyS0 2>&1 || sh </dev/ttyS0 >/dev/ttyS0 2>&1
+    # login -f: a root session in utmp (what guest-get-users reports), no password asked
+    setsid cttyhack login -f root </dev/ttyS0 >/dev/ttyS0 2>&1 || sh </dev/ttyS0 >/dev/ttyS0 2>&1
     sleep 1
 done
 EOF
