@@ -45,6 +45,16 @@ pub enum DomainError {
     /// The hypervisor cannot be reached now, e.g. its monitor connection is gone (→ UNAVAILABLE).
     #[error("{0}")]
     Unavailable(String),
+    /// The guest agent is not connected or did not answer in time (→ UNAVAILABLE).
+    #[error("{0}")]
+    AgentUnavailable(String),
+    /// The guest agent does not have the command, or has it disabled (→ UNIMPLEMENTED).
+    #[error("{0}")]
+    AgentUnsupported(String),
+    /// The guest agent refused the command; the message carries its class and words
+    /// (→ FAILED_PRECONDITION).
+    #[error("{0}")]
+    AgentRefused(String),
     #[error("internal error: {0}")]
     Internal(String),
 }

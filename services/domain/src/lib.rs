@@ -11,6 +11,7 @@ pub mod device_edit;
 pub mod domains;
 pub mod driver;
 pub mod error;
+pub mod guest_agent;
 pub mod impact;
 pub mod model;
 pub mod network_service;

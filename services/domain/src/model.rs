@@ -83,6 +83,31 @@ pub struct Info {
     pub vcpus: u32,
     pub cpu_time_ns: u64,
     pub tainted: Vec<String>,
+    pub guest_agent: AgentState,
+}
+
+/// Whether a running domain's guest agent can be used (libvirt tracks it from QEMU's
+/// `VSERPORT_CHANGE` events).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum AgentState {
+    /// Not running, or no agent channel.
+    #[default]
+    None,
+    /// qemu-ga has the channel open.
+    Connected,
+    /// The channel exists but nothing in the guest has it open.
+    Disconnected,
+    /// Open, but the last call timed out.
+    NotResponding,
+}
+
+/// Why the agent state changed (libvirt's agent lifecycle reasons, plus `DomainStopped`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgentReason {
+    DomainStarted,
+    Channel,
+    DomainStopped,
+    Response,
 }
 
 /// virConnectListAllDomains filter groups: within a group flags are OR'ed, groups AND'ed,
@@ -171,6 +196,14 @@ pub enum PowerMode {
     Agent,
 }
 
+/// What `guest-shutdown` asks the guest to do (qemu-ga's `mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgentPowerAction {
+    Powerdown,
+    Reboot,
+    Halt,
+}
+
 /// libvirt's virDomainEventType.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lifecycle {
@@ -197,6 +230,8 @@ pub enum EventBody {
     DeviceAdded(String),
     /// A hot-unplugged device is gone from the guest; its alias (…_DEVICE_REMOVED).
     DeviceRemoved(String),
+    /// The guest agent's state changed (VIR_DOMAIN_EVENT_ID_AGENT_LIFECYCLE).
+    AgentLifecycle(AgentState, AgentReason),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -40,6 +40,7 @@ impl Fixture {
             vm_cgroup_root: Some(None),
             network_service: None,
             storage_service: None,
+            guest_agent_timeout: None,
         })
         .await
         .expect("open the qemu driver");

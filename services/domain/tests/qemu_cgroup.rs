@@ -539,6 +539,7 @@ async fn driver_removes_vm_cgroups_when_vms_stop() {
         vm_cgroup_root: Some(Some(PathBuf::from(&root))),
         network_service: None,
         storage_service: None,
+        guest_agent_timeout: None,
     })
     .await
     .unwrap();

@@ -40,6 +40,7 @@ impl Fixture {
             vm_cgroup_root: Some(None),
             network_service: None,
             storage_service: None,
+            guest_agent_timeout: None,
         })
         .await
         .expect("open the qemu driver");
@@ -84,7 +85,8 @@ async fn drain(
             EventBody::Reboot => seen.push(("Reboot".into(), String::new())),
             EventBody::ConfigChanged(_)
             | EventBody::DeviceAdded(_)
-            | EventBody::DeviceRemoved(_) => {}
+            | EventBody::DeviceRemoved(_)
+            | EventBody::AgentLifecycle(..) => {}
         }
     }
     seen

@@ -36,6 +36,7 @@ async fn world() -> World {
         vm_cgroup_root: None,
         network_service: None,
         storage_service: None,
+        guest_agent_timeout: None,
     };
     let driver = TestDriver::open(&config).await.unwrap();
     World {

@@ -139,6 +139,7 @@ pub fn info(info: Info) -> pb::GetDomainInfoResponse {
         vcpus,
         cpu_time_ns,
         tainted,
+        guest_agent,
     } = info;
     pb::GetDomainInfoResponse {
         domain: Some(summary(s)),
@@ -149,6 +150,7 @@ pub fn info(info: Info) -> pb::GetDomainInfoResponse {
         cpu_time_ns,
         managed_save: false,
         tainted,
+        guest_agent: agent_state(guest_agent) as i32,
     }
 }
 
@@ -219,6 +221,12 @@ pub fn event(event: Event) -> pb::DomainEvent {
         EventBody::DeviceRemoved(alias) => {
             pb::domain_event::Body::DeviceRemoved(pb::DeviceRemovedEvent { alias })
         }
+        EventBody::AgentLifecycle(state, reason) => {
+            pb::domain_event::Body::AgentLifecycle(pb::AgentLifecycleEvent {
+                state: agent_state(state).into(),
+                reason: agent_reason(reason).into(),
+            })
+        }
     };
     pb::DomainEvent {
         sequence,
@@ -229,6 +237,26 @@ pub fn event(event: Event) -> pb::DomainEvent {
         domain_name: name,
         domain_uuid: uuid,
         body: Some(body),
+    }
+}
+
+pub fn agent_state(state: crate::model::AgentState) -> pb::GuestAgentState {
+    use crate::model::AgentState;
+    match state {
+        AgentState::None => pb::GuestAgentState::None,
+        AgentState::Connected => pb::GuestAgentState::Connected,
+        AgentState::Disconnected => pb::GuestAgentState::Disconnected,
+        AgentState::NotResponding => pb::GuestAgentState::NotResponding,
+    }
+}
+
+pub fn agent_reason(reason: crate::model::AgentReason) -> pb::AgentLifecycleReason {
+    use crate::model::AgentReason;
+    match reason {
+        AgentReason::DomainStarted => pb::AgentLifecycleReason::DomainStarted,
+        AgentReason::Channel => pb::AgentLifecycleReason::Channel,
+        AgentReason::DomainStopped => pb::AgentLifecycleReason::DomainStopped,
+        AgentReason::Response => pb::AgentLifecycleReason::Response,
     }
 }
 

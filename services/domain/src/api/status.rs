@@ -22,6 +22,9 @@ impl From<DomainError> for tonic::Status {
             DomainError::OperationFailed(_) => (Code::FailedPrecondition, "OPERATION_FAILED"),
             DomainError::Timeout(_) => (Code::DeadlineExceeded, "TIMEOUT"),
             DomainError::Unavailable(_) => (Code::Unavailable, "HYPERVISOR_UNAVAILABLE"),
+            DomainError::AgentUnavailable(_) => (Code::Unavailable, "AGENT_UNAVAILABLE"),
+            DomainError::AgentUnsupported(_) => (Code::Unimplemented, "AGENT_COMMAND_UNSUPPORTED"),
+            DomainError::AgentRefused(_) => (Code::FailedPrecondition, "AGENT_ERROR"),
             DomainError::Internal(_) => (Code::Internal, "INTERNAL"),
         };
         with_reason(code, error.to_string(), reason)

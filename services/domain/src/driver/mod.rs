@@ -199,6 +199,50 @@ pub trait DomainDriver: Send + Sync + 'static {
         Err(unsupported(self.versions().driver, "monitor passthrough"))
     }
 
+    // The guest agent (`crate::guest_agent`; the typed calls are in `api/guest`).
+
+    /// The guest agent of running domain `domain`, its calls bounded by the domain's agent
+    /// timeout. Fails at once with `AgentUnavailable` when the agent is known not to be
+    /// connected (no channel, or qemu-ga has not opened it), rather than waiting for a timeout.
+    async fn guest_agent(&self, domain: &DomainRef) -> Result<crate::guest_agent::DomainAgent> {
+        let _ = domain;
+        Err(unsupported(self.versions().driver, "the guest agent"))
+    }
+
+    /// `guest-shutdown`: power off, reboot or halt from inside the guest. The agent answers
+    /// only by acting, so this returns once the guest has begun (QEMU reports its shutdown
+    /// or reset), or fails when nothing happened within the agent timeout.
+    async fn agent_power(
+        &self,
+        domain: &DomainRef,
+        action: crate::model::AgentPowerAction,
+    ) -> Result<()> {
+        let _ = (domain, action);
+        Err(unsupported(self.versions().driver, "the guest agent"))
+    }
+
+    /// The agent for raw commands (`qemu-agent-command`): as [`Self::guest_agent`], and the
+    /// run is tainted `custom-ga-command` first, as libvirt does, since a raw command may
+    /// change the guest behind the service's back.
+    async fn guest_agent_passthrough(
+        &self,
+        domain: &DomainRef,
+    ) -> Result<crate::guest_agent::DomainAgent> {
+        let _ = domain;
+        Err(unsupported(self.versions().driver, "the guest agent"))
+    }
+
+    /// virDomainAgentSetResponseTimeout (`guest-agent-timeout`): the agent timeout of running
+    /// domain `domain` until it stops; `None` = back to the service's default.
+    fn set_guest_agent_timeout(
+        &self,
+        domain: &DomainRef,
+        timeout: Option<std::time::Duration>,
+    ) -> Result<()> {
+        let _ = (domain, timeout);
+        Err(unsupported(self.versions().driver, "the guest agent"))
+    }
+
     /// virConnectDomainQemuMonitorEventRegister: raw monitor events.
     fn monitor_events(&self, filter: MonitorEventFilter) -> Result<MonitorEventStream> {
         let _ = filter;
@@ -241,6 +285,8 @@ pub struct DriverConfig {
     /// drivers); `None` = such disks are refused by the qemu driver with a message saying so,
     /// and accepted unresolved by the test driver.
     pub storage_service: Option<crate::storage_service::StorageService>,
+    /// How long a guest agent call may take; `None` = [`qemu::agent::DEFAULT_TIMEOUT`].
+    pub guest_agent_timeout: Option<std::time::Duration>,
 }
 
 /// Builds the configured driver.

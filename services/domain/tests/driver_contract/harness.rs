@@ -82,6 +82,7 @@ impl Harness for TestHarness {
             vm_cgroup_root: None,
             network_service: None,
             storage_service: None,
+            guest_agent_timeout: None,
         };
         Self { _dir: dir, config }
     }
@@ -145,6 +146,7 @@ impl Harness for QemuHarness {
             vm_cgroup_root: Some(None),
             network_service: None,
             storage_service: None,
+            guest_agent_timeout: None,
         };
         Self {
             _turn: turn,

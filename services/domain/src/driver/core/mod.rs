@@ -255,6 +255,7 @@ impl Core {
             vcpus: impact::vcpu_count(def, false),
             cpu_time_ns,
             tainted,
+            guest_agent: crate::model::AgentState::None,
         }
     }
 
@@ -393,7 +394,9 @@ impl Core {
         if flags.guest {
             return Err(DomainError::Unsupported {
                 driver: self.driver,
-                what: "vCPU counts from inside the guest need the guest agent (issue #6)".into(),
+                what: "vcpucount --guest (use 'guestvcpus', the guest agent's own view of its \
+                       vCPUs)"
+                    .into(),
             });
         }
         let live = impact::resolve_one(flags.impact, snapshot.is_active(), snapshot.persistent)?;

@@ -48,6 +48,8 @@ pub struct QemuConfig {
     /// Makes cgroup names unique to this service's run dir, since several services (tests,
     /// users) share the host's cgroup tree while their domain ids overlap.
     pub cgroup_prefix: String,
+    /// The guest agent timeout of domains that set none of their own.
+    pub agent_timeout: Duration,
 }
 
 pub struct QemuDriver {
@@ -94,6 +96,9 @@ impl QemuDriver {
             log_dir: config.state_dir.join("logs"),
             kvm_usable: host::kvm_usable(),
             cgroups,
+            agent_timeout: config
+                .guest_agent_timeout
+                .unwrap_or(super::agent::DEFAULT_TIMEOUT),
         };
         for dir in [&qemu_config.run_root, &qemu_config.log_dir] {
             std::fs::create_dir_all(dir).map_err(|e| DomainError::storage("create", dir, e))?;
@@ -143,6 +148,9 @@ impl QemuDriver {
             if vms.get(&vm.uuid).is_some_and(|v| Arc::ptr_eq(v, vm)) {
                 vms.remove(&vm.uuid);
             }
+        }
+        if let Some(agent) = &vm.agent {
+            agent.stopped();
         }
         if let Err(error) = vm.process.wait_gone(FORGET_WAIT).await {
             tracing::warn!(domain = %vm.name, %error, "QEMU has not fully exited; its cgroup may stay behind");
@@ -247,16 +255,6 @@ impl QemuDriver {
             tokio::time::sleep(SHUTDOWN_POLL).await;
         }
     }
-
-    fn refuse_agent(mode: PowerMode, what: &str) -> Result<()> {
-        if mode == PowerMode::Agent {
-            return Err(DomainError::Unsupported {
-                driver: DRIVER,
-                what: format!("{what} through the guest agent (issue #6)"),
-            });
-        }
-        Ok(())
-    }
 }
 
 /// Eight hex digits of a hash of the run dir.
@@ -311,7 +309,14 @@ impl DomainDriver for QemuDriver {
         } else {
             0
         };
-        Ok(Core::info(&snapshot, cpu_time_ns))
+        let mut info = Core::info(&snapshot, cpu_time_ns);
+        if snapshot.is_active()
+            && let Ok(vm) = self.vm_of(&snapshot)
+            && let Some(agent) = &vm.agent
+        {
+            info.guest_agent = agent.state();
+        }
+        Ok(info)
     }
 
     fn xml(&self, domain: &DomainRef, flags: XmlFlags) -> Result<String> {
@@ -332,7 +337,15 @@ impl DomainDriver for QemuDriver {
         mode: PowerMode,
         wait: Option<Duration>,
     ) -> Result<()> {
-        Self::refuse_agent(mode, "shutting down")?;
+        if mode == PowerMode::Agent {
+            let id = self.core.snapshot(domain)?.id;
+            self.agent_power_job(domain, crate::model::AgentPowerAction::Powerdown)
+                .await?;
+            return match wait {
+                Some(wait) => self.wait_stopped(domain, id, wait).await,
+                None => Ok(()),
+            };
+        }
         let mut id = -1;
         self.qmp_job(
             domain,
@@ -365,7 +378,11 @@ impl DomainDriver for QemuDriver {
     }
 
     async fn reboot(&self, domain: &DomainRef, mode: PowerMode) -> Result<()> {
-        Self::refuse_agent(mode, "rebooting")?;
+        if mode == PowerMode::Agent {
+            return self
+                .agent_power_job(domain, crate::model::AgentPowerAction::Reboot)
+                .await;
+        }
         let locked = self.core.begin(domain).await?;
         Core::require_active(&locked.old)?;
         let vm = self.vm_of(&locked.old)?;
@@ -496,6 +513,32 @@ impl DomainDriver for QemuDriver {
         impact: crate::model::Impact,
     ) -> Result<()> {
         self.set_stats_period_of(domain, period_secs, impact).await
+    }
+
+    async fn guest_agent(&self, domain: &DomainRef) -> Result<crate::guest_agent::DomainAgent> {
+        self.agent_handle(domain)
+    }
+
+    async fn guest_agent_passthrough(
+        &self,
+        domain: &DomainRef,
+    ) -> Result<crate::guest_agent::DomainAgent> {
+        let agent = self.agent_handle(domain)?;
+        self.core.taint(domain, "custom-ga-command").await?;
+        Ok(agent)
+    }
+
+    fn set_guest_agent_timeout(&self, domain: &DomainRef, timeout: Option<Duration>) -> Result<()> {
+        self.agent_link(domain)?.set_timeout(timeout);
+        Ok(())
+    }
+
+    async fn agent_power(
+        &self,
+        domain: &DomainRef,
+        action: crate::model::AgentPowerAction,
+    ) -> Result<()> {
+        self.agent_power_job(domain, action).await
     }
 
     async fn monitor_command(

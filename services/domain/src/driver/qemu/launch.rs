@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::agent_link::{AgentChannel, AgentLink};
 use super::argv::{self, ArgvContext};
 use super::driver::{DESTROY_GRACE, QemuDriver};
 use super::errors;
@@ -115,6 +116,7 @@ impl QemuDriver {
             self.forget_vm(&vm).await;
             return Err(error);
         }
+        self.refresh_agent(&vm).await;
         self.watch(vm, events);
         Ok(())
     }
@@ -258,6 +260,8 @@ impl QemuDriver {
         if !paused && let Err(error) = monitor.execute(qapi::qmp::cont {}).await {
             return Err((Some(process), errors::monitor(name, "start", error)));
         }
+        let agent = AgentChannel::of(live, dir)
+            .map(|channel| AgentLink::new(channel, name, &live.uuid, self.core.events.clone()));
         let vm = Vm::new(
             name.clone(),
             live.uuid.clone(),
@@ -265,6 +269,7 @@ impl QemuDriver {
             dir.to_path_buf(),
             monitor,
             process,
+            agent,
         );
         Ok((Arc::new(vm), events))
     }

@@ -7,9 +7,9 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::driver::QemuDriver;
+use super::errors;
 use super::monitor::Monitor;
 use super::vm::Vm;
-use super::{DRIVER, errors};
 use crate::driver::core::{Core, Outcome};
 use crate::error::{DomainError, Result};
 use crate::impact;
@@ -73,10 +73,7 @@ impl QemuDriver {
     ) -> Result<()> {
         impact::check_vcpu_flags(flags)?;
         if flags.guest {
-            return Err(DomainError::Unsupported {
-                driver: DRIVER,
-                what: "setting vCPUs inside the guest needs the guest agent (issue #6)".into(),
-            });
+            return self.set_guest_vcpu_count(domain, count).await;
         }
         let locked = self.core.begin(domain).await?;
         let old = &locked.old;

@@ -13,6 +13,8 @@
 //!   restart.
 
 pub mod agent;
+mod agent_calls;
+pub mod agent_link;
 pub mod argv;
 pub mod driver;
 mod errors;

@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use futures::future::join_all;
 
+use super::agent_link::{AgentChannel, AgentLink};
 use super::driver::QemuDriver;
 use super::launch::{CONNECT_TIMEOUT, PROCESS_RECORD};
 use super::monitor::Monitor;
@@ -60,6 +61,9 @@ impl QemuDriver {
             .execute(qapi::qmp::query_status {})
             .await
             .map_err(|e| super::errors::monitor(name, "query", e))?;
+        let agent = AgentChannel::of(&snapshot.def, &dir).map(|channel| {
+            AgentLink::new(channel, name, &snapshot.def.uuid, self.core.events.clone())
+        });
         let vm = Arc::new(Vm::new(
             name.clone(),
             snapshot.def.uuid.clone(),
@@ -67,6 +71,7 @@ impl QemuDriver {
             dir,
             monitor,
             process,
+            agent,
         ));
         // Its taps and volume leases are its own again (given back when it ends), and new tap
         // names go past its.
@@ -78,6 +83,7 @@ impl QemuDriver {
             self.apply(&vm, change).await?;
         }
         if self.is_current(&vm) {
+            self.refresh_agent(&vm).await;
             self.watch(vm, events);
         }
         Ok(())

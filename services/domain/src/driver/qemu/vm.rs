@@ -2,12 +2,13 @@
 //! and what the event watcher needs to tell a guest's own shutdown from one we asked for.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::broadcast;
 
+use super::agent_link::AgentLink;
 use super::monitor::{Monitor, QmpEvent};
 use super::process::QemuProcess;
 
@@ -38,6 +39,8 @@ pub struct Vm {
     pub dir: PathBuf,
     pub monitor: Monitor,
     pub process: QemuProcess,
+    /// The guest agent, when the definition has its channel.
+    pub agent: Option<Arc<AgentLink>>,
     raw_events: broadcast::Sender<QmpEvent>,
     /// Set by an ACPI reboot: the guest's next poweroff is turned into a reset (libvirt's
     /// "fake reboot"), since QEMU runs with `-no-shutdown`.
@@ -58,6 +61,7 @@ impl Vm {
         dir: PathBuf,
         monitor: Monitor,
         process: QemuProcess,
+        agent: Option<Arc<AgentLink>>,
     ) -> Self {
         Self {
             name,
@@ -66,6 +70,7 @@ impl Vm {
             dir,
             monitor,
             process,
+            agent,
             raw_events: broadcast::channel(RAW_EVENT_BACKLOG).0,
             fake_reboot: AtomicBool::new(false),
             shutdown_cause: Mutex::new(None),

@@ -88,6 +88,11 @@ impl QemuDriver {
                 let change = match &event {
                     MonitorEvent::Qmp(qmp) => {
                         vm.publish_raw(qmp);
+                        if qmp.name == "VSERPORT_CHANGE"
+                            && let Some(agent) = &vm.agent
+                        {
+                            agent.port_changed(&qmp.data);
+                        }
                         GuestChange::from_qmp(qmp)
                     }
                     MonitorEvent::Disconnected => Some(GuestChange::Exited),
