@@ -19,6 +19,7 @@ use virtplane_domain::storage_service::StorageService;
 use virtplane_proto::v1::console_service_server::ConsoleServiceServer;
 use virtplane_proto::v1::domain_service_server::DomainServiceServer;
 use virtplane_proto::v1::domain_stats_service_server::DomainStatsServiceServer;
+use virtplane_proto::v1::guest_agent_service_server::GuestAgentServiceServer;
 use virtplane_proto::v1::host_service_server::HostServiceServer;
 use virtplane_proto::v1::qemu_service_server::QemuServiceServer;
 
@@ -54,6 +55,10 @@ struct Args {
     /// it the qemu driver refuses such disks with a message saying so.
     #[arg(long, value_name = "ADDR")]
     storage_service: Option<ListenAddr>,
+    /// How long a guest agent call may take before it fails with UNAVAILABLE (libvirt's
+    /// guest agent response timeout); a domain's own `guest-agent-timeout` overrides it.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    guest_agent_timeout: u64,
     #[command(flatten)]
     daemon: DaemonArgs,
 }
@@ -74,6 +79,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         vm_cgroup_root: (!args.no_vm_cgroups).then_some(args.vm_cgroup_root),
         network_service: args.network_service.map(NetworkService::new),
         storage_service: args.storage_service.map(StorageService::new),
+        guest_agent_timeout: Some(std::time::Duration::from_secs(args.guest_agent_timeout)),
     };
     let driver = driver::build(args.driver, &config).await?;
     let versions = driver.versions();
@@ -89,12 +95,14 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         "virtplane.v1.ConsoleService",
         "virtplane.v1.DomainStatsService",
         "virtplane.v1.QemuService",
+        "virtplane.v1.GuestAgentService",
     ])
     .await?;
     let routes = routes
         .add_service(DomainServiceServer::new(api.clone()))
         .add_service(DomainStatsServiceServer::new(api.clone()))
         .add_service(QemuServiceServer::new(api.clone()))
+        .add_service(GuestAgentServiceServer::new(api.clone()))
         .add_service(HostServiceServer::new(api))
         .add_service(ConsoleServiceServer::new(consoles.clone()));
     // Console streams never end by themselves: end them, or a graceful shutdown waits forever.

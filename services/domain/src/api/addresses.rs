@@ -1,5 +1,6 @@
 //! `domifaddr` (GetInterfaceAddresses): checks the permission the source needs and that the
-//! domain runs, then asks the source. The work is in [`crate::addresses`].
+//! domain runs, then asks the source. The work is in [`crate::addresses`]; the agent source's
+//! (guest-network-get-interfaces) in [`super::guest::convert::agent_addresses`].
 
 use tonic::{Response, Status};
 use virtplane_common::identity::Caller;
@@ -48,10 +49,11 @@ impl DomainApi {
                 addresses::from_arp(&def, &table)
             }
             pb::InterfaceAddressesSource::Agent => {
-                return Err(Status::unimplemented(
-                    "domifaddr --source agent needs the guest-agent API, which is not built \
-                     yet; use --source lease or --source arp",
-                ));
+                let agent = self.driver.guest_agent(&domain).await?;
+                let interfaces = agent
+                    .run(qapi::qga::guest_network_get_interfaces {})
+                    .await?;
+                super::guest::convert::agent_addresses(interfaces)
             }
         };
         Ok(Response::new(pb::GetInterfaceAddressesResponse {

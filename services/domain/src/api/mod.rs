@@ -20,6 +20,7 @@ use crate::xml::{DomainDef, parse_device, parse_domain};
 mod addresses;
 pub mod console;
 pub mod convert;
+pub mod guest;
 pub mod qemu;
 pub mod stats;
 pub mod status;
