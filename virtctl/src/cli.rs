@@ -53,12 +53,15 @@ pub struct Cli {
     pub output: Option<Format>,
 
     /// Seconds to wait for each call [default: 30]; for `event`, how long to listen (as
-    /// virsh's `event --timeout`); for `vol-upload`/`vol-download`, the longest stall
+    /// virsh's `event --timeout`); for `vol-upload`/`vol-download` and `guest-file-read`, the
+    /// longest stall; for `guest-exec`, how long to wait for the program; for
+    /// `qemu-agent-command`, the agent's timeout; for `guest-agent-timeout`, the value to set
+    /// (there 0 = the service's default)
     #[arg(
         long,
         global = true,
         value_name = "SECS",
-        value_parser = clap::value_parser!(u64).range(1..),
+        value_parser = clap::value_parser!(u64).range(0..=u64::from(u32::MAX)),
         help_heading = "Global options"
     )]
     pub timeout: Option<u64>,
@@ -69,6 +72,46 @@ pub struct Cli {
 
 /// Default deadline of a call, in seconds.
 pub const DEFAULT_TIMEOUT_SECS: u64 = 30;
+
+impl Cli {
+    /// The rules of `--timeout` that clap cannot state for one global flag: 0 is a value only
+    /// for `guest-agent-timeout` (where it means "the service's default"), and that command
+    /// needs the flag, as virsh's does.
+    pub fn check_timeout(&self) -> Result<(), clap::Error> {
+        use clap::CommandFactory;
+        use clap::error::ErrorKind;
+        let is_agent_timeout = matches!(self.command, Command::GuestAgentTimeout(_));
+        let message = match self.timeout {
+            None if is_agent_timeout => {
+                "guest-agent-timeout needs --timeout SECS (0 = the service's default)"
+            }
+            Some(0) if !is_agent_timeout => {
+                "invalid value '0' for '--timeout <SECS>': give at least 1 second"
+            }
+            _ => return Ok(()),
+        };
+        let kind = if is_agent_timeout {
+            ErrorKind::MissingRequiredArgument
+        } else {
+            ErrorKind::ValueValidation
+        };
+        Err(Cli::command().error(kind, message))
+    }
+
+    /// The deadline of each unary call: `--timeout`, except for the commands that give the
+    /// flag a meaning of their own (they then get the default deadline, and stretch it
+    /// themselves where that meaning needs it).
+    pub fn call_timeout_secs(&self) -> u64 {
+        let own_meaning = matches!(
+            self.command,
+            Command::GuestAgentTimeout(_) | Command::QemuAgentCmd(_) | Command::GuestExec(_)
+        );
+        match self.timeout {
+            Some(secs) if !own_meaning => secs,
+            _ => DEFAULT_TIMEOUT_SECS,
+        }
+    }
+}
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -146,6 +189,49 @@ pub enum Command {
     QemuMonitorCmd(crate::commands::qemu::MonitorCommandArgs),
     /// Print raw QMP events of a domain, or of every domain (needs domain:passthrough)
     QemuMonitorEvent(crate::commands::qemu::MonitorEventArgs),
+    /// Print the domain's hostname, as the guest agent reports it
+    Domhostname(crate::commands::guest::info::DomhostnameArgs),
+    /// Filesystems mounted in the guest (via the guest agent)
+    Domfsinfo(DomainArg),
+    /// Freeze the guest's mounted filesystems (all, or --mountpoint ones)
+    Domfsfreeze(crate::commands::guest::fs::DomfsfreezeArgs),
+    /// Thaw the guest's frozen filesystems
+    Domfsthaw(DomainArg),
+    /// Run fstrim on the guest's mounted filesystems
+    Domfstrim(crate::commands::guest::fs::DomfstrimArgs),
+    /// Print the guest's clock, or set it (--now, --time, --sync)
+    Domtime(crate::commands::guest::time::DomtimeArgs),
+    /// Set a user's password inside the guest
+    SetUserPassword(crate::commands::guest::users::SetUserPasswordArgs),
+    /// Information about the guest from the guest agent (all kinds unless some are named)
+    Guestinfo(crate::commands::guest::guestinfo::GuestinfoArgs),
+    /// The guest's vCPUs as the guest sees them, or take them online/offline (--cpulist)
+    Guestvcpus(crate::commands::guest::vcpus::GuestvcpusArgs),
+    /// A guest user's authorized SSH keys
+    GetUserSshkeys(crate::commands::guest::users::GetUserSshkeysArgs),
+    /// Add, replace (--reset) or remove (--remove) a guest user's authorized SSH keys
+    SetUserSshkeys(crate::commands::guest::users::SetUserSshkeysArgs),
+    /// Run a program in the guest; its output is printed and its exit code is virtctl's
+    /// (virtplane's addition)
+    #[command(after_help = "\
+The program's stdout and stderr become virtctl's, and virtctl exits with the program's exit \
+code (128 + N when signal N ended it); virtctl's own failures exit 1 with an 'error:' line.
+--timeout SECS stops waiting after SECS (the program keeps running in the guest).
+Everything after '--' goes to the program untouched: guest-exec web -- ls -la /tmp")]
+    GuestExec(crate::commands::guest::exec::GuestExecArgs),
+    /// Print a file of the guest (virtplane's addition)
+    GuestFileRead(crate::commands::guest::file::GuestFileReadArgs),
+    /// Write a file in the guest from a local file or stdin (virtplane's addition)
+    GuestFileWrite(crate::commands::guest::file::GuestFileWriteArgs),
+    /// Send a raw guest agent command as JSON and print the reply (needs domain:passthrough)
+    #[command(name = "qemu-agent-command")]
+    QemuAgentCmd(crate::commands::guest::passthrough::AgentCommandArgs),
+    /// Set how long the domain's guest agent calls may take (--timeout SECS; 0 = default)
+    GuestAgentTimeout(DomainArg),
+    /// Check that the guest agent answers (virtplane's addition)
+    GuestPing(DomainArg),
+    /// The guest agent's version and commands (virtplane's addition)
+    GuestAgentInfo(DomainArg),
     /// List networks (active ones unless --all or --inactive)
     NetList(crate::commands::network::NetListArgs),
     /// Network information
@@ -508,6 +594,7 @@ pub enum EventKind {
     Reboot,
     DeviceAdded,
     DeviceRemoved,
+    AgentLifecycle,
 }
 
 impl EventKind {
@@ -518,6 +605,7 @@ impl EventKind {
             EventKind::Reboot => "reboot",
             EventKind::DeviceAdded => "device-added",
             EventKind::DeviceRemoved => "device-removed",
+            EventKind::AgentLifecycle => "agent-lifecycle",
         }
     }
 }
@@ -608,10 +696,71 @@ mod tests {
     }
 
     #[test]
+    fn timeout_meaning_per_command() {
+        let secs = |args: &[&str]| parse(args).unwrap().call_timeout_secs();
+        assert_eq!(secs(&["list", "--timeout", "5"]), 5);
+        assert_eq!(secs(&["list"]), DEFAULT_TIMEOUT_SECS);
+        // Where --timeout means something else, calls keep the default deadline.
+        assert_eq!(
+            secs(&["guest-agent-timeout", "web", "--timeout", "0"]),
+            DEFAULT_TIMEOUT_SECS
+        );
+        assert_eq!(
+            secs(&["guest-exec", "web", "--timeout", "2", "--", "true"]),
+            DEFAULT_TIMEOUT_SECS
+        );
+        assert!(
+            parse(&["guest-agent-timeout", "web", "--timeout", "0"])
+                .unwrap()
+                .check_timeout()
+                .is_ok()
+        );
+        assert!(
+            parse(&["guest-agent-timeout", "web"])
+                .unwrap()
+                .check_timeout()
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn guest_exec_takes_everything_after_the_separator() {
+        let a = parse(&[
+            "guest-exec",
+            "web",
+            "--env",
+            "A=1",
+            "--",
+            "ls",
+            "-la",
+            "--timeout",
+            "5",
+            "--",
+        ])
+        .unwrap();
+        assert_eq!(a.timeout, None);
+        match a.command {
+            Command::GuestExec(e) => {
+                assert_eq!(e.command, ["ls", "-la", "--timeout", "5", "--"]);
+                assert_eq!(e.env, ["A=1"]);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(parse(&["guest-exec", "web"]).is_err());
+        assert!(parse(&["guest-exec", "web", "ls"]).is_err());
+    }
+
+    #[test]
     fn event_timeout_is_the_global_one() {
         let a = parse(&["event", "--loop", "--timeout", "5"]).unwrap();
         assert_eq!(a.timeout, Some(5));
-        assert!(parse(&["list", "--timeout", "0"]).is_err());
+        // 0 parses (guest-agent-timeout takes it) but is refused for everything else.
+        assert!(
+            parse(&["list", "--timeout", "0"])
+                .unwrap()
+                .check_timeout()
+                .is_err()
+        );
         match a.command {
             Command::Event(e) => assert!(e.loop_),
             other => panic!("{other:?}"),

@@ -18,6 +18,7 @@ use tonic::{Request, Response, Status};
 use virtplane_proto::v1::console_service_client::ConsoleServiceClient;
 use virtplane_proto::v1::domain_service_client::DomainServiceClient;
 use virtplane_proto::v1::domain_stats_service_client::DomainStatsServiceClient;
+use virtplane_proto::v1::guest_agent_service_client::GuestAgentServiceClient;
 use virtplane_proto::v1::host_service_client::HostServiceClient;
 use virtplane_proto::v1::network_service_client::NetworkServiceClient;
 use virtplane_proto::v1::qemu_service_client::QemuServiceClient;
@@ -177,6 +178,14 @@ impl Conn {
 
     pub fn qemu(&self) -> QemuServiceClient<AuthChannel> {
         QemuServiceClient::new(self.channel.clone()).max_decoding_message_size(MAX_MESSAGE)
+    }
+
+    /// The guest agent. Exec input and file writes are at most a few MiB per message, file
+    /// reads and exec output come back in chunks, so the usual limit is plenty.
+    pub fn guest(&self) -> GuestAgentServiceClient<AuthChannel> {
+        GuestAgentServiceClient::new(self.channel.clone())
+            .max_decoding_message_size(MAX_MESSAGE)
+            .max_encoding_message_size(MAX_MESSAGE)
     }
 
     pub fn health(&self) -> tonic_health::pb::health_client::HealthClient<AuthChannel> {

@@ -73,6 +73,11 @@ pub enum Error {
     /// (`event --timeout` with no event, as virsh does).
     #[error("")]
     Quiet,
+
+    /// The command worked and passes on another program's exit code (`guest-exec`: the
+    /// guest program's code, or 128 + N when signal N ended it). Never 0.
+    #[error("the program exited with code {0}")]
+    Exit(std::num::NonZeroU8),
 }
 
 impl Error {

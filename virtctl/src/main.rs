@@ -17,16 +17,20 @@ use std::time::Duration;
 
 use clap::{CommandFactory, Parser};
 
-use crate::cli::{Cli, Command, DEFAULT_TIMEOUT_SECS};
+use crate::cli::{Cli, Command};
 use crate::error::Error;
 use crate::output::{Out, eprint_line};
 
 fn main() -> ExitCode {
     // Usage errors exit here with clap's code 2; --help and --version with 0.
     let cli = Cli::parse();
+    if let Err(e) = cli.check_timeout() {
+        e.exit();
+    }
     match run(cli) {
         Ok(()) | Err(Error::BrokenPipe) => ExitCode::SUCCESS,
         Err(Error::Quiet) => ExitCode::FAILURE,
+        Err(Error::Exit(code)) => ExitCode::from(code.get()),
         Err(e) => {
             eprint_line(format!("error: {e}"));
             ExitCode::FAILURE
@@ -56,7 +60,7 @@ fn run(cli: Cli) -> Result<(), Error> {
     };
     let settings = config::resolve(&flags, &env, &file);
     let server = settings.server()?.to_string();
-    let call_timeout = Duration::from_secs(cli.timeout.unwrap_or(DEFAULT_TIMEOUT_SECS));
+    let call_timeout = Duration::from_secs(cli.call_timeout_secs());
 
     // One thread is plenty for a CLI, and starts faster than a worker pool.
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -50,7 +50,13 @@ impl Out {
 
     /// Writes text as is (it carries its own newlines).
     pub fn raw(&mut self, text: &str) -> Result<(), Error> {
-        self.w.write_all(text.as_bytes()).map_err(Error::from_write)
+        self.bytes(text.as_bytes())
+    }
+
+    /// Writes bytes as they are: a guest's file or a guest program's output, which need
+    /// not be text.
+    pub fn bytes(&mut self, data: &[u8]) -> Result<(), Error> {
+        self.w.write_all(data).map_err(Error::from_write)
     }
 
     /// Prints typed data in the chosen machine format (pretty JSON or YAML).

@@ -145,6 +145,54 @@ pub struct DomainInfo {
     pub memory_kib: u64,
     pub managed_save: bool,
     pub tainted: Vec<String>,
+    pub guest_agent: AgentState,
+}
+
+/// The guest agent's state, as `dominfo` and the agent lifecycle event report it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentState {
+    /// Not running, or no agent channel.
+    None,
+    Connected,
+    Disconnected,
+    NotResponding,
+}
+
+impl AgentState {
+    pub fn from_proto(v: i32) -> Self {
+        use pb::GuestAgentState as S;
+        match S::try_from(v).unwrap_or(S::None) {
+            S::None => AgentState::None,
+            S::Connected => AgentState::Connected,
+            S::Disconnected => AgentState::Disconnected,
+            S::NotResponding => AgentState::NotResponding,
+        }
+    }
+
+    /// The words virsh uses for the agent lifecycle event ("connected", "disconnected"),
+    /// and virtplane's for the states libvirt does not have.
+    pub fn virsh_word(self) -> &'static str {
+        match self {
+            AgentState::None => "none",
+            AgentState::Connected => "connected",
+            AgentState::Disconnected => "disconnected",
+            AgentState::NotResponding => "not responding",
+        }
+    }
+}
+
+/// Why the agent's state changed: virsh's words for libvirt's reasons ("domain started",
+/// "channel event") and virtplane's for its own, plus a snake_case word for data.
+pub fn agent_reason_words(v: i32) -> (&'static str, &'static str) {
+    use pb::AgentLifecycleReason as R;
+    match R::try_from(v).unwrap_or(R::Unknown) {
+        R::Unknown => ("unknown", "unknown"),
+        R::DomainStarted => ("domain started", "domain_started"),
+        R::Channel => ("channel event", "channel"),
+        R::DomainStopped => ("domain stopped", "domain_stopped"),
+        R::Response => ("agent response", "response"),
+    }
 }
 
 impl DomainInfo {
@@ -158,6 +206,7 @@ impl DomainInfo {
             cpu_time_ns,
             managed_save,
             tainted,
+            guest_agent,
         } = r;
         DomainInfo {
             domain: Domain::from_proto(&domain.clone().unwrap_or_default()),
@@ -168,6 +217,7 @@ impl DomainInfo {
             memory_kib: *memory_kib,
             managed_save: *managed_save,
             tainted: tainted.clone(),
+            guest_agent: AgentState::from_proto(*guest_agent),
         }
     }
 }
@@ -348,6 +398,14 @@ pub enum EventBody {
     DeviceRemoved {
         alias: String,
     },
+    /// virsh's `agent-lifecycle` event: the guest agent connected, disconnected, ...
+    AgentLifecycle {
+        state: AgentState,
+        reason: &'static str,
+        /// virsh's word for the reason, for the table line only.
+        #[serde(skip)]
+        reason_text: &'static str,
+    },
     /// A body this virtctl does not know yet (a newer server).
     Unknown,
 }
@@ -361,6 +419,7 @@ impl EventBody {
             EventBody::Reboot => "reboot",
             EventBody::DeviceAdded { .. } => "device-added",
             EventBody::DeviceRemoved { .. } => "device-removed",
+            EventBody::AgentLifecycle { .. } => "agent-lifecycle",
             EventBody::Unknown => "unknown",
         }
     }
@@ -403,6 +462,14 @@ impl Event {
             Some(pb::domain_event::Body::DeviceRemoved(d)) => EventBody::DeviceRemoved {
                 alias: d.alias.clone(),
             },
+            Some(pb::domain_event::Body::AgentLifecycle(a)) => {
+                let (reason_text, reason) = agent_reason_words(a.reason);
+                EventBody::AgentLifecycle {
+                    state: AgentState::from_proto(a.state),
+                    reason,
+                    reason_text,
+                }
+            }
             None => EventBody::Unknown,
         };
         Event {

@@ -22,6 +22,8 @@ struct Log {
     set_vcpus: Vec<pb::SetVcpusRequest>,
     address_sources: Vec<i32>,
     defined_xml: Vec<String>,
+    /// The `mode` of each shutdown and reboot, in call order.
+    power_modes: Vec<(String, i32)>,
 }
 
 #[derive(Clone, Default)]
@@ -162,6 +164,12 @@ impl DomainService for Fake {
         r: Request<pb::ShutdownDomainRequest>,
     ) -> Res<pb::ShutdownDomainResponse> {
         self.note("shutdown", &r)?;
+        let mode = r.get_ref().mode;
+        self.log
+            .lock()
+            .unwrap()
+            .power_modes
+            .push(("shutdown".into(), mode));
         Ok(Response::new(pb::ShutdownDomainResponse {}))
     }
     async fn destroy(
@@ -173,6 +181,12 @@ impl DomainService for Fake {
     }
     async fn reboot(&self, r: Request<pb::RebootDomainRequest>) -> Res<pb::RebootDomainResponse> {
         self.note("reboot", &r)?;
+        let mode = r.get_ref().mode;
+        self.log
+            .lock()
+            .unwrap()
+            .power_modes
+            .push(("reboot".into(), mode));
         Ok(Response::new(pb::RebootDomainResponse {}))
     }
     async fn reset(&self, r: Request<pb::ResetDomainRequest>) -> Res<pb::ResetDomainResponse> {
@@ -214,6 +228,7 @@ impl DomainService for Fake {
             cpu_time_ns: 1_200_000_000,
             managed_save: false,
             tainted: vec![],
+            guest_agent: pb::GuestAgentState::Connected as i32,
         }))
     }
     async fn set_vcpus(&self, r: Request<pb::SetVcpusRequest>) -> Res<pb::SetVcpusResponse> {
@@ -259,6 +274,23 @@ impl DomainService for Fake {
             prefix,
             source,
         };
+        // The guest agent knows the guest's own names for its interfaces.
+        if source == pb::InterfaceAddressesSource::Agent as i32 {
+            return Ok(Response::new(pb::GetInterfaceAddressesResponse {
+                interfaces: vec![
+                    pb::DomainInterfaceAddresses {
+                        name: "lo".into(),
+                        mac: "00:00:00:00:00:00".into(),
+                        addresses: vec![address("127.0.0.1", 8)],
+                    },
+                    pb::DomainInterfaceAddresses {
+                        name: "eth0".into(),
+                        mac: "52:54:00:e2:e0:01".into(),
+                        addresses: vec![address("192.168.122.50", 24)],
+                    },
+                ],
+            }));
+        }
         Ok(Response::new(pb::GetInterfaceAddressesResponse {
             interfaces: vec![
                 pb::DomainInterfaceAddresses {
@@ -293,7 +325,8 @@ impl DomainService for Fake {
         Pin<Box<dyn Stream<Item = Result<pb::DomainEvent, Status>> + Send + 'static>>;
 
     /// From 0: events 1 and 2, then the stream ends (as when a service restarts).
-    /// From 2: event 3, then the stream stays open. From 99: out of the retained window.
+    /// From 2: event 3, then the stream stays open. From 50: the guest agent connects
+    /// (event 51), then the stream stays open. From 99: out of the retained window.
     async fn watch_events(&self, r: Request<pb::WatchRequest>) -> Res<Self::WatchEventsStream> {
         self.note("watch_events", &r)?;
         let after = r.get_ref().after_sequence;
@@ -311,6 +344,15 @@ impl DomainService for Fake {
                 },
             ],
             2 => vec![lifecycle(3, pb::LifecycleType::Suspended, "paused")],
+            50 => vec![pb::DomainEvent {
+                body: Some(pb::domain_event::Body::AgentLifecycle(
+                    pb::AgentLifecycleEvent {
+                        state: pb::GuestAgentState::Connected as i32,
+                        reason: pb::AgentLifecycleReason::Channel as i32,
+                    },
+                )),
+                ..lifecycle(51, pb::LifecycleType::Unspecified, "")
+            }],
             _ => {
                 return Err(Status::out_of_range(
                     "resync needed: events after 99 are gone",
@@ -430,11 +472,16 @@ fn list_and_info_print_like_virsh() {
     assert_eq!(code, 0);
     assert!(out.contains("State:          running\n"), "{out}");
     assert!(out.contains("CPU time:       1.2s\n"), "{out}");
+    assert!(
+        out.ends_with("Security DOI:   0\nGuest agent:    connected\n"),
+        "{out}"
+    );
 
     let (_, out, _) = run(s.virtctl().args(["dominfo", "test", "-o", "json"]));
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["state"], "running");
     assert_eq!(v["id"], 1);
+    assert_eq!(v["guest_agent"], "connected");
 
     let (_, out, _) = run(s.virtctl().args(["domstate", "test", "--reason"]));
     assert_eq!(out, "running (booted)\n");
@@ -665,4 +712,91 @@ fn thousand_domains() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(out.lines().count(), 1002);
     assert_eq!(out.lines().nth(2), Some(" -    vm0000   shut off"));
+}
+
+#[test]
+fn power_mode_is_sent() {
+    let s = Server::start();
+    for args in [
+        &["shutdown", "web", "--mode", "agent"][..],
+        &["shutdown", "web", "--mode", "acpi"][..],
+        &["shutdown", "web"][..],
+        &["reboot", "web", "--mode", "agent"][..],
+        &["reboot", "web", "--mode", "acpi"][..],
+    ] {
+        let (code, _, err) = run(s.virtctl().args(args));
+        assert_eq!(code, 0, "{args:?}: {err}");
+    }
+    let (code, _, _) = run(s.virtctl().args(["reboot", "web", "--mode", "initctl"]));
+    assert_eq!(code, 2);
+    let sent = s.log.lock().unwrap().power_modes.clone();
+    let want = [
+        ("shutdown", pb::PowerMode::Agent),
+        ("shutdown", pb::PowerMode::Acpi),
+        ("shutdown", pb::PowerMode::Default),
+        ("reboot", pb::PowerMode::Agent),
+        ("reboot", pb::PowerMode::Acpi),
+    ]
+    .map(|(m, mode)| (m.to_string(), mode as i32));
+    assert_eq!(sent, want);
+}
+
+#[test]
+fn domifaddr_from_the_agent_shows_guest_names() {
+    let s = Server::start();
+    let (code, out, err) = run(s.virtctl().args(["domifaddr", "web", "--source", "agent"]));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out,
+        " Name       MAC address          Protocol     Address\n\
+         -------------------------------------------------------------------------------\n \
+         lo         00:00:00:00:00:00    ipv4         127.0.0.1/8\n \
+         eth0       52:54:00:e2:e0:01    ipv4         192.168.122.50/24\n"
+    );
+    let (_, out, _) = run(s.virtctl().args([
+        "domifaddr",
+        "web",
+        "--source",
+        "agent",
+        "--interface",
+        "eth0",
+        "-o",
+        "json",
+    ]));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v[0]["name"], "eth0");
+    assert_eq!(v[0]["addresses"][0]["source"], "agent");
+    assert_eq!(
+        s.log.lock().unwrap().address_sources,
+        [pb::InterfaceAddressesSource::Agent as i32; 2]
+    );
+}
+
+#[test]
+fn agent_lifecycle_event_like_virsh() {
+    let s = Server::start();
+    let (code, out, err) = run(s.virtctl().args([
+        "event",
+        "--after-sequence",
+        "50",
+        "--event",
+        "agent-lifecycle",
+    ]));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out,
+        "event 'agent-lifecycle' for domain 'web': state: 'connected' reason: 'channel event'\n\
+         events received: 1\n"
+    );
+    let (code, out, _) = run(s
+        .virtctl()
+        .args(["event", "--after-sequence", "50", "-o", "json"]));
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+    assert_eq!(v["sequence"], 51);
+    assert_eq!(v["event"], "agent-lifecycle");
+    assert_eq!(v["state"], "connected");
+    assert_eq!(v["reason"], "channel");
+    let (_, out, _) = run(s.virtctl().args(["event", "--list"]));
+    assert!(out.lines().any(|l| l == "agent-lifecycle"), "{out}");
 }

@@ -140,6 +140,10 @@ pub fn render_dominfo(i: &DomainInfo) -> String {
         ("Security model:", "none".to_string()),
         ("Security DOI:", "0".to_string()),
     ]);
+    // virtplane's addition, for an active domain only: whether its guest agent is usable.
+    if d.id.is_some() {
+        pairs.push(("Guest agent:", i.guest_agent.virsh_word().to_string()));
+    }
     for (n, why) in i.tainted.iter().enumerate() {
         pairs.push((
             if n == 0 { "Messages:" } else { "" },
@@ -365,6 +369,7 @@ mod tests {
             cpu_time_ns: 1_234_000_000,
             managed_save: false,
             tainted: vec![],
+            guest_agent: pb::GuestAgentState::Connected as i32,
         });
         assert_eq!(
             render_dominfo(&info),
@@ -381,12 +386,23 @@ mod tests {
              Autostart:      disable\n\
              Managed save:   no\n\
              Security model: none\n\
-             Security DOI:   0\n"
+             Security DOI:   0\n\
+             Guest agent:    connected\n"
         );
         let v = serde_json::to_value(&info).unwrap();
         assert_eq!(v["name"], "test");
         assert_eq!(v["state"], "running");
         assert_eq!(v["reason"], "booted");
         assert_eq!(v["max_memory_kib"], 8_388_608);
+        assert_eq!(v["guest_agent"], "connected");
+
+        // Shut off: no agent line.
+        let mut off = info.clone();
+        off.domain.id = None;
+        off.domain.state = crate::view::State::Shutoff;
+        off.guest_agent = crate::view::AgentState::None;
+        let text = render_dominfo(&off);
+        assert!(!text.contains("Guest agent"), "{text}");
+        assert!(text.ends_with("Security DOI:   0\n"), "{text}");
     }
 }

@@ -35,6 +35,7 @@ pub async fn event(ctx: &mut Ctx, a: EventArgs) -> Result<(), Error> {
             "reboot",
             "device-added",
             "device-removed",
+            "agent-lifecycle",
         ] {
             ctx.out.line(name)?;
         }
@@ -163,6 +164,11 @@ pub fn event_text(e: &Event) -> String {
         EventBody::Reboot => {
             return format!("event 'reboot' for domain '{}'", e.domain);
         }
+        // virsh: "event 'agent-lifecycle' for domain 'NAME': state: 'connected' reason:
+        // 'channel event'".
+        EventBody::AgentLifecycle {
+            state, reason_text, ..
+        } => format!("state: '{}' reason: '{reason_text}'", state.virsh_word()),
         EventBody::Unknown => "unknown".to_string(),
     };
     format!(
@@ -252,6 +258,41 @@ mod tests {
             event_text(&c),
             "event 'config-changed' for domain 'web': vcpus"
         );
+        let agent = Event::from_proto(&pb::DomainEvent {
+            sequence: 2,
+            time: None,
+            domain_name: "web".into(),
+            domain_uuid: String::new(),
+            body: Some(pb::domain_event::Body::AgentLifecycle(
+                pb::AgentLifecycleEvent {
+                    state: pb::GuestAgentState::Connected as i32,
+                    reason: pb::AgentLifecycleReason::Channel as i32,
+                },
+            )),
+        });
+        assert_eq!(
+            event_text(&agent),
+            "event 'agent-lifecycle' for domain 'web': state: 'connected' reason: 'channel event'"
+        );
+        let stopped = Event::from_proto(&pb::DomainEvent {
+            body: Some(pb::domain_event::Body::AgentLifecycle(
+                pb::AgentLifecycleEvent {
+                    state: pb::GuestAgentState::Disconnected as i32,
+                    reason: pb::AgentLifecycleReason::DomainStarted as i32,
+                },
+            )),
+            ..pb::DomainEvent::default()
+        });
+        assert!(
+            event_text(&stopped).ends_with(": state: 'disconnected' reason: 'domain started'"),
+            "{}",
+            event_text(&stopped)
+        );
+        let v = serde_json::to_value(&agent).unwrap();
+        assert_eq!(v["event"], "agent-lifecycle");
+        assert_eq!(v["state"], "connected");
+        assert_eq!(v["reason"], "channel");
+        assert!(v.get("reason_text").is_none());
     }
 
     fn args(extra: &[&str]) -> EventArgs {

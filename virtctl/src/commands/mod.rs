@@ -7,6 +7,7 @@ pub mod console;
 pub mod device;
 pub mod domain;
 pub mod events;
+pub mod guest;
 pub mod host;
 pub mod interface;
 pub mod lifecycle;
@@ -74,6 +75,24 @@ pub async fn run(command: Command, ctx: &mut Ctx) -> Result<(), Error> {
         Command::Dommemstat(a) => stats::dommemstat(ctx, a).await,
         Command::QemuMonitorCmd(a) => qemu::monitor_command(ctx, a).await,
         Command::QemuMonitorEvent(a) => qemu::monitor_event(ctx, a).await,
+        Command::Domhostname(a) => guest::info::domhostname(ctx, a).await,
+        Command::Domfsinfo(a) => guest::fs::domfsinfo(ctx, a).await,
+        Command::Domfsfreeze(a) => guest::fs::domfsfreeze(ctx, a).await,
+        Command::Domfsthaw(a) => guest::fs::domfsthaw(ctx, a).await,
+        Command::Domfstrim(a) => guest::fs::domfstrim(ctx, a).await,
+        Command::Domtime(a) => guest::time::domtime(ctx, a).await,
+        Command::SetUserPassword(a) => guest::users::set_user_password(ctx, a).await,
+        Command::Guestinfo(a) => guest::guestinfo::guestinfo(ctx, a).await,
+        Command::Guestvcpus(a) => guest::vcpus::guestvcpus(ctx, a).await,
+        Command::GetUserSshkeys(a) => guest::users::get_user_sshkeys(ctx, a).await,
+        Command::SetUserSshkeys(a) => guest::users::set_user_sshkeys(ctx, a).await,
+        Command::GuestExec(a) => guest::exec::guest_exec(ctx, a).await,
+        Command::GuestFileRead(a) => guest::file::guest_file_read(ctx, a).await,
+        Command::GuestFileWrite(a) => guest::file::guest_file_write(ctx, a).await,
+        Command::QemuAgentCmd(a) => guest::passthrough::qemu_agent_command(ctx, a).await,
+        Command::GuestAgentTimeout(a) => guest::passthrough::guest_agent_timeout(ctx, a).await,
+        Command::GuestPing(a) => guest::info::guest_ping(ctx, a).await,
+        Command::GuestAgentInfo(a) => guest::info::guest_agent_info(ctx, a).await,
         Command::NetList(a) => network::net_list(ctx, a).await,
         Command::NetInfo(a) => network::net_info(ctx, a).await,
         Command::NetDumpxml(a) => network::net_dumpxml(ctx, a).await,
