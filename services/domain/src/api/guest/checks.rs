@@ -32,7 +32,13 @@ pub fn password(password: &str) -> Result<()> {
 
 /// Authorized-keys lines to add or remove: at least one, each one non-empty line.
 pub fn ssh_keys(keys: &[String]) -> Result<()> {
-    if keys.is_empty() {
+    ssh_keys_to_set(keys, false)
+}
+
+/// Keys to add: as [`ssh_keys`], except that with `reset` the list may be empty (that removes
+/// every key, as `set-user-sshkeys --reset` without a file does in virsh).
+pub fn ssh_keys_to_set(keys: &[String], reset: bool) -> Result<()> {
+    if keys.is_empty() && !reset {
         return Err(invalid(
             "no keys given: set keys (lines of an authorized_keys file)".into(),
         ));
@@ -115,6 +121,11 @@ mod tests {
         let key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHx user@host".to_owned();
         assert!(ssh_keys(std::slice::from_ref(&key)).is_ok());
         assert!(message(ssh_keys(&[])).contains("no keys"));
+        assert!(
+            ssh_keys_to_set(&[], true).is_ok(),
+            "a reset may leave no keys"
+        );
+        assert!(message(ssh_keys_to_set(&[" ".into()], true)).contains("keys[0] is empty"));
         assert!(message(ssh_keys(&[key.clone(), " ".into()])).contains("keys[1] is empty"));
         let two_lines = format!("{key}\n{key}");
         assert!(message(ssh_keys(&[two_lines])).contains("keys[0] spans more than one line"));

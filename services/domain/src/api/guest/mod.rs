@@ -361,7 +361,7 @@ impl GuestAgentService for DomainApi {
             reset,
         } = request.into_inner();
         checks::user(&user)?;
-        checks::ssh_keys(&keys)?;
+        checks::ssh_keys_to_set(&keys, reset)?;
         let agent = self.agent_of(domain).await?;
         agent
             .run(qga::guest_ssh_add_authorized_keys {
