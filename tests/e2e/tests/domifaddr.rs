@@ -47,7 +47,10 @@ fn domifaddr_over_the_test_drivers() {
         Some(ADMIN_TOKEN),
         &["domifaddr", "web", "--source", "agent"],
     );
-    assert!(agent.contains("guest-agent API"), "{agent}");
+    assert!(
+        agent.contains("unsupported by the test driver: the guest agent"),
+        "{agent}"
+    );
 
     // The network service's own refusal reaches the user, naming the network.
     let lost = stack.file(
