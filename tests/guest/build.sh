@@ -431,10 +431,16 @@ else
     echo "virtplane-guest: no org.qemu.guest_agent.0 port, qemu-ga not started"
 fi
 
+# A root session in utmp (what guest-get-users reports): `login -f` on the first virtual
+# terminal, which nothing reads. Not on the serial console: login flushes the terminal's
+# input, which would eat text a test types right after "ready".
+if [ -c /dev/tty1 ]; then
+    setsid login -f root </dev/tty1 >/dev/tty1 2>&1 &
+fi
+
 echo "virtplane-guest: ready"
 while :; do
-    # login -f: a root session in utmp (what guest-get-users reports), no password asked
-    setsid cttyhack login -f root </dev/ttyS0 >/dev/ttyS0 2>&1 || sh </dev/ttyS0 >/dev/ttyS0 2>&1
+    setsid cttyhack sh -l </dev/ttyS0 >/dev/ttyS0 2>&1 || sh </dev/ttyS0 >/dev/ttyS0 2>&1
     sleep 1
 done
 EOF
