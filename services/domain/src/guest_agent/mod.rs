@@ -96,6 +96,20 @@ impl DomainAgent {
         self.finish(result)
     }
 
+    /// Runs a command that qemu-ga answers only when it fails (`guest-shutdown`): `true` when
+    /// the agent stayed silent for the whole timeout, `false` when it answered with success.
+    pub async fn run_unanswered<C: qapi::qga::QgaCommand>(&self, command: C) -> Result<bool> {
+        match self.agent.execute(command).await {
+            Err(AgentError::NotResponding { .. }) => {
+                if let Some(observer) = &self.observer {
+                    observer.observe(CallOutcome::TimedOut);
+                }
+                Ok(true)
+            }
+            result => self.finish(result).map(|_| false),
+        }
+    }
+
     fn finish<T>(&self, result: std::result::Result<T, AgentError>) -> Result<T> {
         if let Some(observer) = &self.observer {
             let outcome = match &result {

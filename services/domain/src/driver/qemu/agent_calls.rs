@@ -63,9 +63,10 @@ impl QemuDriver {
 
     /// `guest-shutdown`: qemu-ga answers only by acting, so the call is raced against the
     /// signs that the guest has begun: QEMU's `SHUTDOWN` or `RESET`, or the agent closing its
-    /// port as the guest goes down (the only sign of a halt). An agent error (the command
-    /// disabled, say) still comes back as one; nothing at all within the timeout is
-    /// UNAVAILABLE.
+    /// port as the guest goes down. An agent error (the command disabled, say) still comes
+    /// back as one; nothing at all within the timeout is UNAVAILABLE — except for a halt,
+    /// which stops the guest's CPUs without telling QEMU or closing the port: there is no
+    /// sign to wait for, so the agent's silence for the whole timeout is its success.
     pub(super) async fn agent_power_job(
         &self,
         domain: &DomainRef,
@@ -96,18 +97,22 @@ impl QemuDriver {
             AgentPowerAction::Reboot => qapi::qga::GuestShutdownMode::Reboot,
             AgentPowerAction::Halt => qapi::qga::GuestShutdownMode::Halt,
         };
-        let call = agent.run(qapi::qga::guest_shutdown { mode: Some(mode) });
+        let call = agent.run_unanswered(qapi::qga::guest_shutdown { mode: Some(mode) });
         tokio::select! {
             () = began => Ok(()),
-            result = call => match result {
-                Ok(_) => Ok(()),
-                Err(DomainError::AgentUnavailable(message)) => {
-                    Err(DomainError::AgentUnavailable(format!(
-                        "{message}; the guest did not begin to {} either",
-                        verb(action)
-                    )))
+            result = call => match result? {
+                false => Ok(()),
+                true if action == AgentPowerAction::Halt => {
+                    tracing::info!(domain = %agent.domain(), "guest-shutdown halt sent; the agent went silent, as a halting guest does");
+                    Ok(())
                 }
-                Err(error) => Err(error),
+                true => Err(DomainError::AgentUnavailable(format!(
+                    "the guest agent of domain '{}' did not answer guest-shutdown within {:?}, \
+                     and the guest did not begin to {} either (is qemu-guest-agent running?)",
+                    agent.domain(),
+                    agent.timeout(),
+                    verb(action)
+                ))),
             },
         }
     }
