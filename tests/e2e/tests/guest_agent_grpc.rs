@@ -356,7 +356,7 @@ async fn every_guest_agent_rpc_answers_through_the_gateway() {
     .unwrap();
 
     // Files: more than one 1 MiB piece each way, byte for byte.
-    let data: Vec<u8> = (0..(2_500_000u32)).map(|i| (i % 251) as u8).collect();
+    let data: Vec<u8> = (0..2_500_000u32).map(|i| (i % 251) as u8).collect();
     let written = c
         .write_file(admin(pb::WriteGuestFileRequest {
             domain: domain(),
