@@ -5,6 +5,8 @@
 //! domain's `guest-agent-timeout`, never hang, never hold up the domain's other calls, and
 //! work again once the agent is back; `dominfo` and the agent lifecycle events follow.
 //!
+//! A restart of the domain service in between finds the agent's state again from QEMU.
+//!
 //! Also what the initramfs guest has no file systems for (freeze, trim and fsinfo find
 //! nothing, and say so), and the agent events when the guest's agent starts and when the VM
 //! is destroyed. Deadlines only stop hangs, except where a bound on the time to fail is the
@@ -67,7 +69,7 @@ fn failing_ping(stack: &Stack, name: &str) -> (String, String, Duration) {
 #[test]
 fn a_missing_or_hung_agent_is_unavailable_in_time_and_blocks_nothing_else() {
     let guest = build_guest();
-    let stack = Stack::start_with("qemu");
+    let mut stack = Stack::start_with("qemu");
     let serial = stack.dir.path().join("serial.log");
     let spec = GuestSpec {
         name: GUEST,
@@ -150,6 +152,22 @@ fn a_missing_or_hung_agent_is_unavailable_in_time_and_blocks_nothing_else() {
 
     initramfs_has_no_filesystems(&stack);
     hung_agent(&stack, &events, &serial);
+
+    // A restarted domain service reads the agent's state from QEMU (query-chardev): the
+    // guest's agent is connected again at once, announced as found at start; the silent
+    // channel stays disconnected.
+    stack.kill_domaind();
+    stack.start_domaind();
+    wait_event(
+        &events,
+        &agent_event(GUEST, "connected", "domain started"),
+        HANG_GUARD,
+    );
+    let info = stack.ok(&["dominfo", GUEST]);
+    assert!(info.contains("Guest agent:    connected\n"), "{info}");
+    stack.ok(&["guest-ping", GUEST]);
+    let info = stack.ok(&["dominfo", SILENT]);
+    assert!(info.contains("Guest agent:    disconnected\n"), "{info}");
 
     // Destroying the VM takes its agent along: announced, and calls say the domain is off.
     stack.ok(&["destroy", GUEST]);
