@@ -14,8 +14,9 @@ use tonic_health::ServingStatus;
 use tonic_health::pb::health_check_response::ServingStatus as WireStatus;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::server::HealthReporter;
-use virtplane_common::client::{CONNECT_TIMEOUT, connect_channel};
+use virtplane_common::client::{CONNECT_TIMEOUT, connect_channel_tls};
 use virtplane_common::server::ListenAddr;
+use virtplane_common::tls::ClientTls;
 use virtplane_proto::acl::MethodTable;
 
 use crate::error::Error;
@@ -99,13 +100,15 @@ type Sender = hyper::client::conn::http2::SendRequest<Body>;
 #[derive(Debug)]
 struct Link {
     addr: ListenAddr,
+    /// TLS for a TCP address (unix sockets stay plain).
+    tls: Option<ClientTls>,
     authority: http::uri::Authority,
     current: Mutex<Option<Sender>>,
     connecting: tokio::sync::Mutex<()>,
 }
 
 impl Link {
-    fn new(addr: &ListenAddr) -> Self {
+    fn new(addr: &ListenAddr, tls: Option<&ClientTls>) -> Self {
         let authority = match addr {
             ListenAddr::Unix(_) => http::uri::Authority::from_static("localhost"),
             ListenAddr::Tcp(socket) => socket
@@ -115,6 +118,7 @@ impl Link {
         };
         Self {
             addr: addr.clone(),
+            tls: tls.cloned(),
             authority,
             current: Mutex::new(None),
             connecting: tokio::sync::Mutex::new(()),
@@ -144,11 +148,12 @@ impl Link {
     /// Connects, handshakes and proves the peer answers; [`Link::sender`] bounds all of it
     /// by [`CONNECT_TIMEOUT`].
     async fn connect(&self) -> Result<Sender, std::io::Error> {
-        let mut sender = match &self.addr {
-            ListenAddr::Unix(path) => {
+        let mut sender = match (&self.addr, &self.tls) {
+            (ListenAddr::Unix(path), _) => {
                 handshake(tokio::net::UnixStream::connect(path).await?).await?
             }
-            ListenAddr::Tcp(socket) => {
+            (ListenAddr::Tcp(socket), Some(tls)) => handshake(tls.connect(*socket).await?).await?,
+            (ListenAddr::Tcp(socket), None) => {
                 let stream = tokio::net::TcpStream::connect(socket).await?;
                 stream.set_nodelay(true)?;
                 handshake(stream).await?
@@ -219,15 +224,20 @@ impl Backends {
     /// Creates (lazy) channels for the configured backends; nothing connects yet. A name
     /// given twice keeps the last address.
     pub fn new(specs: &[BackendSpec]) -> Self {
+        Self::with_tls(specs, None)
+    }
+
+    /// As [`Backends::new`], connecting to TCP addresses with TLS when `tls` is given.
+    pub fn with_tls(specs: &[BackendSpec], tls: Option<&ClientTls>) -> Self {
         let by_name = specs
             .iter()
             .map(|spec| {
                 let backend = Backend {
                     name: spec.name.clone(),
                     addr: spec.addr.to_string(),
-                    channel: connect_channel(&spec.addr),
+                    channel: connect_channel_tls(&spec.addr, tls),
                     links: (0..CONNECTIONS_PER_BACKEND)
-                        .map(|_| Link::new(&spec.addr))
+                        .map(|_| Link::new(&spec.addr, tls))
                         .collect(),
                     next: Arc::new(AtomicUsize::new(0)),
                 };

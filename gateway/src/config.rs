@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 pub use virtplane_common::logging::LogFormat;
 use virtplane_common::server::ListenAddr;
+use virtplane_common::tls::{ClientTlsArgs, ServerTlsArgs};
 
 use crate::backends::BackendSpec;
 use crate::error::Error;
@@ -27,6 +28,15 @@ pub struct Cli {
     #[arg(long = "backend", value_name = "NAME=ADDR")]
     pub backends: Vec<BackendSpec>,
 
+    // TLS on the TCP listeners: callers authenticate by token, so --tls-client-ca
+    // (requiring client certificates as well) is optional here.
+    #[command(flatten)]
+    pub tls: ServerTlsArgs,
+
+    // TLS to the services at TCP addresses (mutual TLS with --client-tls-cert).
+    #[command(flatten)]
+    pub backend_tls: ClientTlsArgs,
+
     /// The tokens file: one `<user> <role> sha256:<hex>` per line. Reloaded on SIGHUP.
     #[arg(long, value_name = "FILE", required = true)]
     pub tokens: Option<PathBuf>,
@@ -38,6 +48,9 @@ pub struct Cli {
     /// Log format on stderr.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+
+    #[command(flatten)]
+    pub metrics: virtplane_common::metrics::MetricsArgs,
 
     /// Mode of the unix sockets the gateway listens on (octal).
     #[arg(long, value_name = "OCTAL", default_value = "0660", value_parser = parse_mode)]

@@ -38,4 +38,8 @@ pub enum Error {
     MethodTable(#[from] virtplane_proto::acl::AclError),
     #[error(transparent)]
     Serve(#[from] virtplane_common::server::ServeError),
+    #[error(transparent)]
+    Tls(#[from] virtplane_common::tls::TlsError),
+    #[error(transparent)]
+    Metrics(#[from] virtplane_common::metrics::MetricsError),
 }

@@ -32,12 +32,15 @@ use crate::tokens::TokenStore;
 
 /// Builds everything from the command line and serves until SIGTERM/SIGINT.
 pub async fn run(cli: Cli) -> Result<(), Error> {
+    virtplane_common::metrics::serve_endpoint(&cli.metrics).await?;
     let table = Arc::new(MethodTable::load()?);
     let tokens_path = cli.tokens.clone().unwrap_or_default();
     let tokens = Arc::new(TokenStore::open(&tokens_path, table.clone())?);
     tokens::reload_on_sighup(tokens.clone());
     let audit = Arc::new(AuditSink::open(cli.audit_log.as_deref())?);
-    let backends = Backends::new(&cli.backends);
+    let server_tls = cli.tls.load()?;
+    let backend_tls = cli.backend_tls.load()?;
+    let backends = Backends::with_tls(&cli.backends, backend_tls.as_ref());
     let (routes, reporter) = standard_routes(&[]).await?;
     backends.spawn_health_probes(&table, reporter).await;
     let proxy = Proxy::new(Shared {
@@ -48,17 +51,19 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
     });
     let routes = Routes::from(routes.into_axum_router().fallback_service(proxy)).prepare();
     for addr in &cli.listen {
-        if let ListenAddr::Tcp(socket) = addr {
-            // TLS for the gateway's listeners comes with the multi-host work (issue #7).
+        if let ListenAddr::Tcp(socket) = addr
+            && server_tls.is_none()
+        {
             tracing::warn!(
                 address = %socket,
                 "listening on plain TCP: bearer tokens cross the network unencrypted; \
-                 keep it on loopback or a private network"
+                 keep it on loopback or a private network, or give --tls-cert and --tls-key"
             );
         }
     }
-    virtplane_common::server::serve(
+    virtplane_common::server::serve_with_tls(
         &cli.listen,
+        server_tls.as_ref(),
         routes,
         cli.socket_mode,
         virtplane_common::server::shutdown_signal(),

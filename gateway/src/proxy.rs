@@ -18,6 +18,7 @@ use http_body::{Body as HttpBody, Frame, SizeHint};
 use http_body_util::BodyExt;
 use tonic::Status;
 use virtplane_common::status::with_reason;
+use virtplane_common::trace_context::{TRACEPARENT, TRACESTATE, TraceContext};
 use virtplane_proto::acl::{MethodAcl, MethodTable};
 
 use crate::audit::{AuditEntry, AuditSink, PendingAudit, object_from_response};
@@ -224,10 +225,15 @@ impl Shared {
         };
         let unary = !acl.client_streaming && !acl.server_streaming;
         prepare_headers(&mut parts.headers, principal, unary);
+        let trace = parts.extensions.get::<TraceContext>().copied();
+        propagate_trace(&mut parts.headers, trace);
         parts.extensions = http::Extensions::new();
         match backend.send(parts, body).await {
             Ok(response) => response,
-            Err(err) => unavailable(backend, &*err).into_http(),
+            Err(err) => {
+                virtplane_common::metrics::count_backend_error(&backend.name);
+                unavailable(backend, &*err).into_http()
+            }
         }
     }
 }
@@ -252,6 +258,23 @@ pub fn prepare_headers(headers: &mut HeaderMap, principal: &Principal, unary: bo
             "grpc-timeout",
             HeaderValue::from_static(DEFAULT_UNARY_TIMEOUT),
         );
+    }
+}
+
+/// Continues the caller's W3C trace on the backend request: `traceparent` names the
+/// gateway's hop (`trace`, from the server's request observer) as the parent, with the
+/// caller's trace id when it sent a valid one, else a new trace (whose `tracestate` would
+/// describe the discarded one, so it goes too). Without a context (not served through the
+/// observer) the headers pass unchanged.
+pub fn propagate_trace(headers: &mut HeaderMap, trace: Option<TraceContext>) {
+    let Some(trace) = trace else {
+        return;
+    };
+    if !trace.is_continued() {
+        headers.remove(TRACESTATE);
+    }
+    if let Ok(value) = HeaderValue::from_str(&trace.traceparent()) {
+        headers.insert(TRACEPARENT, value);
     }
 }
 
@@ -587,6 +610,41 @@ mod tests {
             status.message(),
             "the request's first message did not arrive within 10ms"
         );
+    }
+
+    #[test]
+    fn the_backend_request_continues_the_callers_trace_or_a_new_one() {
+        let caller = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let mut headers = HeaderMap::new();
+        headers.insert(TRACEPARENT, HeaderValue::from_static(caller));
+        headers.insert(TRACESTATE, HeaderValue::from_static("vendor=1"));
+        let hop = TraceContext::from_header(Some(caller));
+        propagate_trace(&mut headers, Some(hop));
+        let sent = headers[TRACEPARENT].to_str().unwrap().to_owned();
+        assert_eq!(sent, hop.traceparent());
+        assert!(
+            sent.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"),
+            "{sent}"
+        );
+        assert!(
+            !sent.contains("00f067aa0ba902b7"),
+            "the gateway's hop is the parent"
+        );
+        assert_eq!(headers[TRACESTATE], "vendor=1");
+
+        // An invalid traceparent: a new trace, and the caller's tracestate is dropped.
+        let mut headers = HeaderMap::new();
+        headers.insert(TRACEPARENT, HeaderValue::from_static("00-bogus"));
+        headers.insert(TRACESTATE, HeaderValue::from_static("vendor=1"));
+        let hop = TraceContext::from_header(Some("00-bogus"));
+        propagate_trace(&mut headers, Some(hop));
+        assert_eq!(headers[TRACEPARENT].to_str().unwrap(), hop.traceparent());
+        assert!(!headers.contains_key(TRACESTATE));
+
+        // Not served through the observer: nothing changes.
+        let mut headers = HeaderMap::new();
+        propagate_trace(&mut headers, None);
+        assert!(headers.is_empty());
     }
 
     #[test]

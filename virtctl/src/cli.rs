@@ -22,7 +22,8 @@ use crate::output::Format;
     max_term_width = 100
 )]
 pub struct Cli {
-    /// Server address: unix:/path.sock, http://host:port or host:port [env: VIRTPLANE_SERVER]
+    /// Server address: unix:/path.sock, http://host:port, host:port, or https://host:port
+    /// (TLS; needs --tls-ca) [env: VIRTPLANE_SERVER]
     #[arg(
         long,
         global = true,
@@ -40,6 +41,16 @@ pub struct Cli {
         help_heading = "Global options"
     )]
     pub token: Option<String>,
+
+    /// PEM bundle of the CA certificates that verify an https:// server's certificate
+    /// [env: VIRTPLANE_TLS_CA]
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILE",
+        help_heading = "Global options"
+    )]
+    pub tls_ca: Option<std::path::PathBuf>,
 
     /// Output format
     #[arg(

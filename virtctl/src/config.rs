@@ -1,12 +1,13 @@
 //! Where virtctl finds its server, token and output format.
 //!
 //! Precedence, highest first: command-line flag, environment (`VIRTPLANE_SERVER`,
-//! `VIRTPLANE_TOKEN`), config file. The config file is `$VIRTCTL_CONFIG`, else
+//! `VIRTPLANE_TOKEN`, `VIRTPLANE_TLS_CA`), config file. The config file is `$VIRTCTL_CONFIG`, else
 //! `$XDG_CONFIG_HOME/virtctl/config.yaml`, else `~/.config/virtctl/config.yaml`:
 //!
 //! ```yaml
 //! server: unix:/run/virtplane/gateway.sock
 //! token: 3f9c…
+//! tls_ca: /etc/virtplane/ca.pem   # for server: https://HOST:PORT
 //! output: table
 //! ```
 //!
@@ -32,6 +33,7 @@ use crate::output::Format;
 pub struct FileConfig {
     pub server: Option<String>,
     pub token: Option<String>,
+    pub tls_ca: Option<PathBuf>,
     pub output: Option<Format>,
 }
 
@@ -40,6 +42,7 @@ pub struct FileConfig {
 pub struct Flags {
     pub server: Option<String>,
     pub token: Option<String>,
+    pub tls_ca: Option<PathBuf>,
     pub output: Option<Format>,
 }
 
@@ -48,6 +51,7 @@ pub struct Flags {
 pub struct Env {
     pub server: Option<String>,
     pub token: Option<String>,
+    pub tls_ca: Option<PathBuf>,
     pub config_path: Option<PathBuf>,
     pub xdg_config_home: Option<PathBuf>,
     pub home: Option<PathBuf>,
@@ -63,6 +67,7 @@ impl Env {
         Env {
             server: std::env::var("VIRTPLANE_SERVER").ok(),
             token: std::env::var("VIRTPLANE_TOKEN").ok(),
+            tls_ca: path("VIRTPLANE_TLS_CA"),
             config_path: path("VIRTCTL_CONFIG"),
             xdg_config_home: path("XDG_CONFIG_HOME"),
             home: path("HOME"),
@@ -90,6 +95,8 @@ pub struct Settings {
     pub server: Option<String>,
     /// `None` = send no authorization header.
     pub token: Option<String>,
+    /// The CA bundle that verifies an `https://` server.
+    pub tls_ca: Option<PathBuf>,
     pub output: Format,
 }
 
@@ -145,10 +152,16 @@ pub fn resolve(flags: &Flags, env: &Env, file: &FileConfig) -> Settings {
         .next()
         .map(|t| t.trim().to_string())
         .filter(|t| !t.is_empty());
+    let tls_ca = [&flags.tls_ca, &env.tls_ca, &file.tls_ca]
+        .into_iter()
+        .flatten()
+        .find(|p| !p.as_os_str().is_empty())
+        .cloned();
     let output = flags.output.or(file.output).unwrap_or_default();
     Settings {
         server,
         token,
+        tls_ca,
         output,
     }
 }
@@ -166,31 +179,37 @@ mod tests {
         let file = FileConfig {
             server: s("unix:/file.sock"),
             token: s("filetoken"),
+            tls_ca: Some("/file/ca.pem".into()),
             output: Some(Format::Yaml),
         };
         let env = Env {
             server: s("unix:/env.sock"),
             token: s("envtoken"),
+            tls_ca: Some("/env/ca.pem".into()),
             ..Env::default()
         };
         let flags = Flags {
             server: s("unix:/flag.sock"),
             token: s("flagtoken"),
+            tls_ca: Some("/flag/ca.pem".into()),
             output: Some(Format::Json),
         };
         let got = resolve(&flags, &env, &file);
         assert_eq!(got.server.as_deref(), Some("unix:/flag.sock"));
         assert_eq!(got.token.as_deref(), Some("flagtoken"));
+        assert_eq!(got.tls_ca.as_deref(), Some(Path::new("/flag/ca.pem")));
         assert_eq!(got.output, Format::Json);
 
         let got = resolve(&Flags::default(), &env, &file);
         assert_eq!(got.server.as_deref(), Some("unix:/env.sock"));
         assert_eq!(got.token.as_deref(), Some("envtoken"));
+        assert_eq!(got.tls_ca.as_deref(), Some(Path::new("/env/ca.pem")));
         assert_eq!(got.output, Format::Yaml);
 
         let got = resolve(&Flags::default(), &Env::default(), &file);
         assert_eq!(got.server.as_deref(), Some("unix:/file.sock"));
         assert_eq!(got.token.as_deref(), Some("filetoken"));
+        assert_eq!(got.tls_ca.as_deref(), Some(Path::new("/file/ca.pem")));
     }
 
     #[test]

@@ -1,19 +1,21 @@
 //! The connection to the gateway (or, on a developer's machine, straight to a service).
 //!
 //! Addresses: `unix:/abs/path.sock` or `unix:rel/path.sock` (a unix socket, the default of
-//! `deploy/local`), `http://host:port`, or bare `host:port`. TLS is not offered yet: the
-//! gateway listens on a unix socket or behind a TLS-terminating proxy.
+//! `deploy/local`), `http://host:port`, bare `host:port`, or `https://host:port` (TLS: the
+//! gateway's certificate is verified against the `--tls-ca` bundle, for the host named in
+//! the address, which may be an IP address).
 //!
 //! A connection failure is reported as "cannot reach server ADDR: cause", naming the address
 //! the user gave, not as a bare UNAVAILABLE.
 
 use std::future::Future;
+use std::path::Path;
 use std::time::Duration;
 
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use tonic::{Request, Response, Status};
 use virtplane_proto::v1::console_service_client::ConsoleServiceClient;
 use virtplane_proto::v1::domain_service_client::DomainServiceClient;
@@ -81,6 +83,8 @@ pub enum Address {
     Unix(String),
     /// `http://host:port`.
     Http(String),
+    /// `https://host:port`.
+    Https(String),
 }
 
 /// Reads a server address as the user wrote it.
@@ -97,12 +101,7 @@ pub fn parse_address(addr: &str) -> Result<Address, Error> {
         }
         return Ok(Address::Unix(path.to_string()));
     }
-    if addr.starts_with("https://") {
-        return Err(bad(
-            "TLS is not supported by virtctl yet: use unix:PATH or http://HOST:PORT",
-        ));
-    }
-    let url = if addr.starts_with("http://") {
+    let url = if addr.starts_with("http://") || addr.starts_with("https://") {
         addr.to_string()
     } else if addr.contains("://") {
         return Err(bad("use unix:PATH, http://HOST:PORT or HOST:PORT"));
@@ -115,27 +114,51 @@ pub fn parse_address(addr: &str) -> Result<Address, Error> {
     if uri.port_u16().is_none() {
         return Err(bad("no port: use HOST:PORT"));
     }
+    if uri.scheme_str() == Some("https") {
+        return Ok(Address::Https(url));
+    }
     Ok(Address::Http(url))
 }
 
 impl Conn {
-    /// Prepares the connection to `server`, sending `token` on every call.
+    /// Prepares the connection to `server`, sending `token` on every call; an `https://`
+    /// server is verified against the CA bundle `tls_ca` (required for it, unused otherwise).
     ///
     /// The connection itself is made by the first call (a missing socket or refused port
     /// then comes back as UNAVAILABLE with the cause attached, which [`Error::from_status`]
     /// turns into "cannot reach server …"), so a command can first check its own inputs,
     /// such as the XML file of `define`, and report those before any network problem.
     /// Must be called inside the tokio runtime (the channel spawns its worker task).
-    pub fn new(server: &str, token: Option<&str>, timeout: Duration) -> Result<Self, Error> {
+    pub fn new(
+        server: &str,
+        token: Option<&str>,
+        tls_ca: Option<&Path>,
+        timeout: Duration,
+    ) -> Result<Self, Error> {
         let auth = Auth::new(token)?;
-        let endpoint = match parse_address(server)? {
-            Address::Unix(path) => Endpoint::from_shared(format!("unix:{path}")),
-            Address::Http(url) => Endpoint::from_shared(url),
-        }
-        .map_err(|e| Error::BadServer {
+        let bad = |e: tonic::transport::Error| Error::BadServer {
             addr: server.to_string(),
             why: root_cause(&e),
-        })?
+        };
+        let endpoint = match parse_address(server)? {
+            Address::Unix(path) => Endpoint::from_shared(format!("unix:{path}")).map_err(bad)?,
+            Address::Http(url) => Endpoint::from_shared(url).map_err(bad)?,
+            Address::Https(url) => {
+                let ca = tls_ca.ok_or_else(|| Error::BadServer {
+                    addr: server.to_string(),
+                    why: "https:// needs the CA that signed the server's certificate: give \
+                          --tls-ca FILE or set VIRTPLANE_TLS_CA"
+                        .into(),
+                })?;
+                let tls = ClientTlsConfig::new().ca_certificate(read_ca(ca)?);
+                Endpoint::from_shared(url)
+                    .and_then(|endpoint| endpoint.tls_config(tls))
+                    .map_err(|e| Error::TlsCa {
+                        path: ca.to_path_buf(),
+                        why: root_cause(&e),
+                    })?
+            }
+        }
         .connect_timeout(timeout)
         // Bulk streams (vol-upload, vol-download): big frames and windows, as the servers use.
         .max_frame_size(1 << 20)
@@ -223,6 +246,23 @@ impl Conn {
     }
 }
 
+/// The `--tls-ca` bundle, which must hold at least one PEM certificate (tonic would take a
+/// file without one and fail every handshake later).
+fn read_ca(path: &Path) -> Result<Certificate, Error> {
+    let pem = std::fs::read(path).map_err(|e| Error::TlsCa {
+        path: path.to_path_buf(),
+        why: e.to_string(),
+    })?;
+    let marker: &[u8] = b"-----BEGIN CERTIFICATE-----";
+    if !pem.windows(marker.len()).any(|w| w == marker) {
+        return Err(Error::TlsCa {
+            path: path.to_path_buf(),
+            why: "no PEM certificate in it (expected '-----BEGIN CERTIFICATE-----')".into(),
+        });
+    }
+    Ok(Certificate::from_pem(pem))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -249,10 +289,44 @@ mod tests {
             parse_address("localhost:7070").unwrap(),
             Address::Http("http://localhost:7070".into())
         );
-        for bad in ["unix:", "https://h:1", "ftp://h:1", "localhost", "http://h"] {
+        assert_eq!(
+            parse_address("https://gw.example:7443").unwrap(),
+            Address::Https("https://gw.example:7443".into())
+        );
+        for bad in ["unix:", "https://h", "ftp://h:1", "localhost", "http://h"] {
             let e = parse_address(bad).unwrap_err().to_string();
             assert!(e.contains(&format!("'{bad}'")), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn https_needs_a_usable_ca() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let _guard = rt.enter();
+        let timeout = Duration::from_secs(2);
+        let server = "https://127.0.0.1:7443";
+        let err = Conn::new(server, None, None, timeout).err().unwrap();
+        assert!(err.to_string().contains("--tls-ca"), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("absent.pem");
+        let err = Conn::new(server, None, Some(&missing), timeout)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.starts_with("cannot use --tls-ca file "), "{err}");
+        assert!(err.contains("absent.pem"), "{err}");
+        let junk = dir.path().join("junk.pem");
+        std::fs::write(&junk, "not a certificate").unwrap();
+        let err = Conn::new(server, None, Some(&junk), timeout)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("no PEM certificate"), "{err}");
+        // A CA is not needed, and not read, for a plain address.
+        assert!(Conn::new("http://127.0.0.1:7443", None, Some(&missing), timeout).is_ok());
     }
 
     #[test]
@@ -283,7 +357,7 @@ mod tests {
         let err = rt
             .block_on(async {
                 // The channel spawns its worker task, so it is made inside the runtime.
-                let conn = Conn::new(server, None, Duration::from_secs(2)).unwrap();
+                let conn = Conn::new(server, None, None, Duration::from_secs(2)).unwrap();
                 let mut host = conn.host();
                 let req = conn.request(virtplane_proto::v1::GetVersionRequest {});
                 conn.unary(host.get_version(req)).await

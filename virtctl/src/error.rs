@@ -20,6 +20,10 @@ pub enum Error {
     #[error("bad server address '{addr}': {why}")]
     BadServer { addr: String, why: String },
 
+    /// The `--tls-ca` file cannot be used.
+    #[error("cannot use --tls-ca file {}: {why}", path.display())]
+    TlsCa { path: PathBuf, why: String },
+
     /// The config file exists but cannot be read.
     #[error("cannot read config file {}: {source}", path.display())]
     ConfigRead {
@@ -90,9 +94,13 @@ impl Error {
     pub fn from_status(status: tonic::Status, server: &str) -> Self {
         let code = status.code();
         if code == tonic::Code::Unavailable && std::error::Error::source(&status).is_some() {
+            let detail = match tls_failure(&status) {
+                Some(tls) => format!("TLS failed: {tls}"),
+                None => root_cause(&status),
+            };
             return Error::Unreachable {
                 server: server.to_string(),
-                detail: root_cause(&status),
+                detail,
             };
         }
         let message = if status.message().is_empty() {
@@ -121,6 +129,26 @@ impl Error {
             Error::Output(err)
         }
     }
+}
+
+/// The TLS error in a chain, when the connection failed in TLS (an unknown server
+/// certificate, a refused client).
+fn tls_failure(err: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut cur = Some(err);
+    while let Some(error) = cur {
+        // An I/O error's source() skips the error it wraps: look inside it too.
+        let wrapped = error
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+            .map(|inner| inner as &(dyn std::error::Error + 'static));
+        for candidate in [Some(error), wrapped].into_iter().flatten() {
+            if let Some(tls) = candidate.downcast_ref::<tokio_rustls::rustls::Error>() {
+                return Some(tls.to_string());
+            }
+        }
+        cur = error.source();
+    }
+    None
 }
 
 /// The innermost error of a chain, which is the one that says what actually happened

@@ -56,6 +56,7 @@ fn run(cli: Cli) -> Result<(), Error> {
     let flags = config::Flags {
         server: cli.server.clone(),
         token: cli.token.clone(),
+        tls_ca: cli.tls_ca.clone(),
         output: cli.output,
     };
     let settings = config::resolve(&flags, &env, &file);
@@ -68,7 +69,12 @@ fn run(cli: Cli) -> Result<(), Error> {
         .build()
         .map_err(|e| Error::Other(format!("cannot start the async runtime: {e}")))?;
     runtime.block_on(async {
-        let conn = connect::Conn::new(&server, settings.token.as_deref(), call_timeout)?;
+        let conn = connect::Conn::new(
+            &server,
+            settings.token.as_deref(),
+            settings.tls_ca.as_deref(),
+            call_timeout,
+        )?;
         let mut ctx = commands::Ctx {
             conn,
             out: Out::stdout(settings.output),

@@ -1,5 +1,5 @@
-//! Client-side plumbing: a lazily connecting channel to a daemon's address (unix socket or
-//! TCP), for the gateway's backends and for service-to-service calls.
+//! Client-side plumbing: a lazily connecting channel to a daemon's address (unix socket, TCP,
+//! or TCP with TLS), for the gateway's backends and for service-to-service calls.
 
 use std::time::Duration;
 
@@ -7,6 +7,7 @@ use hyper_util::rt::TokioIo;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::server::ListenAddr;
+use crate::tls::ClientTls;
 
 /// How long establishing a connection may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -14,6 +15,38 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// A channel to `addr` that connects on first use and reconnects after a failure. A call made
 /// while the peer is down fails with the connection error (e.g. connection refused).
 pub fn connect_channel(addr: &ListenAddr) -> Channel {
+    connect_channel_tls(addr, None)
+}
+
+/// As [`connect_channel`], with TLS to a TCP address when `tls` is given (unix sockets stay
+/// plain). A failed handshake fails the call with UNAVAILABLE, saying TLS failed at `addr`.
+pub fn connect_channel_tls(addr: &ListenAddr, tls: Option<&ClientTls>) -> Channel {
+    match (addr, tls) {
+        (ListenAddr::Tcp(socket), Some(tls)) => {
+            let socket = *socket;
+            let tls = tls.clone();
+            tcp_endpoint(socket).connect_with_connector_lazy(tower::service_fn(move |_| {
+                let tls = tls.clone();
+                async move { Ok::<_, std::io::Error>(TokioIo::new(tls.connect(socket).await?)) }
+            }))
+        }
+        (addr, _) => plain_channel(addr),
+    }
+}
+
+fn tcp_endpoint(socket: std::net::SocketAddr) -> Endpoint {
+    let uri = format!("http://{socket}");
+    // A SocketAddr always renders as a valid authority.
+    Endpoint::from_shared(uri)
+        .expect("socket address is a valid URI")
+        .connect_timeout(CONNECT_TIMEOUT)
+        .max_frame_size(crate::http2::MAX_FRAME_SIZE)
+        .initial_stream_window_size(crate::http2::STREAM_WINDOW)
+        .initial_connection_window_size(crate::http2::CONNECTION_WINDOW)
+        .tcp_nodelay(true)
+}
+
+fn plain_channel(addr: &ListenAddr) -> Channel {
     match addr {
         ListenAddr::Unix(path) => {
             let path = path.clone();
@@ -32,18 +65,7 @@ pub fn connect_channel(addr: &ListenAddr) -> Channel {
                     }
                 }))
         }
-        ListenAddr::Tcp(socket) => {
-            let uri = format!("http://{socket}");
-            // A SocketAddr always renders as a valid authority.
-            Endpoint::from_shared(uri)
-                .expect("socket address is a valid URI")
-                .connect_timeout(CONNECT_TIMEOUT)
-                .max_frame_size(crate::http2::MAX_FRAME_SIZE)
-                .initial_stream_window_size(crate::http2::STREAM_WINDOW)
-                .initial_connection_window_size(crate::http2::CONNECTION_WINDOW)
-                .tcp_nodelay(true)
-                .connect_lazy()
-        }
+        ListenAddr::Tcp(socket) => tcp_endpoint(*socket).connect_lazy(),
     }
 }
 

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 
 use crate::logging::{self, LogFormat};
 use crate::server::ListenAddr;
+use crate::tls::{ServerTls, ServerTlsArgs, TlsError};
 
 /// The options every daemon takes besides its state dir and driver.
 #[derive(Debug, Clone, clap::Args)]
@@ -20,15 +21,20 @@ pub struct DaemonArgs {
     /// Directory for runtime state (default: STATE_DIR/run).
     #[arg(long)]
     pub run_dir: Option<PathBuf>,
-    /// Accept a plain TCP listen address. Without mTLS (not built yet) every peer that can
-    /// reach the port gets full access, so this must be asked for explicitly.
+    /// Accept a TCP listen address without mutual TLS (plain, or --tls-cert without
+    /// --tls-client-ca). The service trusts its callers with everything, so then every peer
+    /// that can reach the port gets full access: this must be asked for explicitly.
     #[arg(long)]
     pub insecure_tcp: bool,
+    #[command(flatten)]
+    pub tls: ServerTlsArgs,
     /// Unix socket permissions (octal).
     #[arg(long, default_value = "600", value_parser = parse_mode)]
     pub socket_mode: u32,
     #[arg(long, value_enum, default_value = "text")]
     pub log_format: LogFormat,
+    #[command(flatten)]
+    pub metrics: crate::metrics::MetricsArgs,
     /// Tokio worker threads (default: half the cores, at least one).
     #[arg(long, value_name = "N")]
     pub worker_threads: Option<usize>,
@@ -58,8 +64,8 @@ impl DaemonArgs {
         Ok((state_dir, run_dir))
     }
 
-    /// Where to listen: the `--listen` addresses, else `unix:RUN_DIR/SOCKET`. Plain TCP is
-    /// refused unless `--insecure-tcp` was given.
+    /// Where to listen: the `--listen` addresses, else `unix:RUN_DIR/SOCKET`. TCP without
+    /// mutual TLS is refused unless `--insecure-tcp` was given.
     pub fn listen_addresses(
         &self,
         run_dir: &Path,
@@ -72,14 +78,27 @@ impl DaemonArgs {
         };
         if let Some(tcp) = listen.iter().find(|a| matches!(a, ListenAddr::Tcp(_)))
             && !self.insecure_tcp
+            && !self.tls.mutual()
         {
+            let why = if self.tls.enabled() {
+                "TLS without --tls-client-ca lets every client that completes a handshake call \
+                 the service with full access (it trusts its callers). Add --tls-client-ca FILE \
+                 for mutual TLS"
+            } else {
+                "plain TCP gives every peer that reaches it full access (the service trusts its \
+                 callers). Use mutual TLS (--tls-cert, --tls-key, --tls-client-ca), a unix socket"
+            };
             return Err(format!(
-                "refusing to listen on {tcp}: plain TCP gives every peer that reaches it full \
-                 access (the service trusts its callers; mTLS is not built yet). Use a unix \
-                 socket, or pass --insecure-tcp if the port is private"
+                "refusing to listen on {tcp}: {why}, or pass --insecure-tcp if the port is private"
             ));
         }
         Ok(listen)
+    }
+
+    /// The TLS configuration of the TCP listeners (`--tls-cert` …), loaded and checked;
+    /// `None` without `--tls-cert`.
+    pub fn server_tls(&self) -> Result<Option<ServerTls>, TlsError> {
+        self.tls.load()
     }
 
     /// Runs a daemon's `serve` future on a runtime built from these options, with logging
@@ -95,6 +114,10 @@ impl DaemonArgs {
                 eprintln!("{name}: cannot start the runtime: {error}");
                 return ExitCode::FAILURE;
             }
+        };
+        let serve = async {
+            crate::metrics::serve_endpoint(&self.metrics).await?;
+            serve.await
         };
         match runtime.block_on(serve) {
             Ok(()) => ExitCode::SUCCESS,
@@ -132,6 +155,29 @@ mod tests {
                 .listen_addresses(Path::new("/run/x"), "s.sock")
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn tcp_with_tls_needs_client_certificates_or_the_opt_in() {
+        let tls = ["--tls-cert", "c.pem", "--tls-key", "k.pem"];
+        let listen = ["d", "--listen", "127.0.0.1:7000"];
+        let run = Path::new("/run/x");
+        let cli = Cli::parse_from(listen.iter().chain(&tls));
+        let error = cli.daemon.listen_addresses(run, "s.sock").unwrap_err();
+        assert!(error.contains("without --tls-client-ca"), "{error}");
+        assert!(error.contains("--insecure-tcp"), "{error}");
+        let cli = Cli::parse_from(listen.iter().chain(&tls).chain(&["--insecure-tcp"]));
+        assert!(cli.daemon.listen_addresses(run, "s.sock").is_ok());
+        let cli = Cli::parse_from(
+            listen
+                .iter()
+                .chain(&tls)
+                .chain(&["--tls-client-ca", "ca.pem"]),
+        );
+        assert_eq!(cli.daemon.listen_addresses(run, "s.sock").unwrap().len(), 1);
+        // The files are read when the daemon starts, and a missing one is named.
+        let error = cli.daemon.server_tls().unwrap_err().to_string();
+        assert!(error.contains("--tls-cert file c.pem"), "{error}");
     }
 
     #[test]

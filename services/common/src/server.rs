@@ -1,5 +1,5 @@
-//! Server bootstrap shared by every daemon: listen addresses (unix socket or TCP), the
-//! standard health and reflection services, graceful shutdown on SIGTERM/SIGINT.
+//! Server bootstrap shared by every daemon: listen addresses (unix socket, TCP, or TCP with
+//! TLS), the standard health and reflection services, graceful shutdown on SIGTERM/SIGINT.
 
 use std::fmt;
 use std::future::Future;
@@ -13,6 +13,8 @@ use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
 use tonic::service::Routes;
 use tonic::transport::Server;
 use tonic_health::server::HealthReporter;
+
+use crate::tls::ServerTls;
 
 /// Where a daemon listens: `unix:/path/to.sock` or `host:port` (optionally `tcp://host:port`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,6 +109,18 @@ pub async fn serve(
     unix_mode: u32,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    serve_with_tls(listen, None, routes, unix_mode, shutdown).await
+}
+
+/// As [`serve`], with TLS on the TCP addresses when `tls` is given (unix sockets stay plain:
+/// their file mode guards them).
+pub async fn serve_with_tls(
+    listen: &[ListenAddr],
+    tls: Option<&ServerTls>,
+    routes: Routes,
+    unix_mode: u32,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut servers = tokio::task::JoinSet::new();
     for addr in listen {
@@ -120,7 +134,9 @@ pub async fn serve(
             .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
             .max_frame_size(Some(crate::http2::MAX_FRAME_SIZE))
             .initial_stream_window_size(Some(crate::http2::STREAM_WINDOW))
-            .initial_connection_window_size(Some(crate::http2::CONNECTION_WINDOW));
+            .initial_connection_window_size(Some(crate::http2::CONNECTION_WINDOW))
+            // Metrics, the trace context and the per-call log line of every call.
+            .layer(crate::request_observer::ObserveLayer);
         // The two listener kinds differ only in their incoming stream.
         let serving: futures::future::BoxFuture<'static, Result<(), tonic::transport::Error>> =
             match addr {
@@ -140,17 +156,32 @@ pub async fn serve(
                                 addr: label.clone(),
                                 source,
                             })?;
-                    let incoming = TcpListenerStream::new(listener);
-                    Box::pin(
-                        builder
-                            .tcp_nodelay(true)
-                            .add_routes(routes)
-                            .serve_with_incoming_shutdown(incoming, until),
-                    )
+                    match tls {
+                        // The TLS acceptor sets TCP_NODELAY on each connection itself.
+                        Some(tls) => Box::pin(
+                            builder
+                                .add_routes(routes)
+                                .serve_with_incoming_shutdown(tls.incoming(listener), until),
+                        ),
+                        None => Box::pin(
+                            builder
+                                .tcp_nodelay(true)
+                                .add_routes(routes)
+                                .serve_with_incoming_shutdown(
+                                    TcpListenerStream::new(listener),
+                                    until,
+                                ),
+                        ),
+                    }
                 }
             };
         servers.spawn(async move { (label, serving.await) });
-        tracing::info!(address = %addr, "listening");
+        match (addr, tls) {
+            (ListenAddr::Tcp(_), Some(tls)) => {
+                tracing::info!(address = %addr, mutual = tls.is_mutual(), "listening with TLS")
+            }
+            _ => tracing::info!(address = %addr, "listening"),
+        }
     }
     tokio::spawn(async move {
         shutdown.await;

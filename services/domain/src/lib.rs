@@ -13,6 +13,7 @@ pub mod driver;
 pub mod error;
 pub mod guest_agent;
 pub mod impact;
+pub mod metrics;
 pub mod model;
 pub mod network_service;
 pub mod passthrough;

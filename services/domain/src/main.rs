@@ -11,6 +11,7 @@ use clap::Parser;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use virtplane_common::daemon::DaemonArgs;
 use virtplane_common::server::{self, ListenAddr};
+use virtplane_common::tls::ClientTlsArgs;
 use virtplane_domain::api::DomainApi;
 use virtplane_domain::api::console::ConsoleApi;
 use virtplane_domain::driver::{self, DriverConfig, DriverKind};
@@ -59,6 +60,9 @@ struct Args {
     /// guest agent response timeout); a domain's own `guest-agent-timeout` overrides it.
     #[arg(long, value_name = "SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
     guest_agent_timeout: u64,
+    // TLS to the network and storage services when their addresses are TCP.
+    #[command(flatten)]
+    sibling_tls: ClientTlsArgs,
     #[command(flatten)]
     daemon: DaemonArgs,
 }
@@ -72,18 +76,23 @@ fn main() -> ExitCode {
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let (state_dir, run_dir) = args.daemon.dirs(&args.state_dir)?;
     let listen = args.daemon.listen_addresses(&run_dir, "domain.sock")?;
+    let tls = args.daemon.server_tls()?;
+    let sibling_tls = args.sibling_tls.load()?;
     let config = DriverConfig {
         state_dir: state_dir.clone(),
         run_dir,
         emulator: args.emulator,
         vm_cgroup_root: (!args.no_vm_cgroups).then_some(args.vm_cgroup_root),
-        network_service: args.network_service.map(NetworkService::new),
-        storage_service: args.storage_service.map(StorageService::new),
+        network_service: (args.network_service)
+            .map(|addr| NetworkService::with_tls(addr, sibling_tls.as_ref())),
+        storage_service: (args.storage_service)
+            .map(|addr| StorageService::with_tls(addr, sibling_tls.as_ref())),
         guest_agent_timeout: Some(std::time::Duration::from_secs(args.guest_agent_timeout)),
     };
     let driver = driver::build(args.driver, &config).await?;
     let versions = driver.versions();
     tracing::info!(driver = versions.driver, state_dir = %state_dir.display(), "domain service starting");
+    virtplane_domain::metrics::count_domains_on_scrape(driver.clone());
     let consoles = ConsoleApi::new(driver.clone());
     let mut api = DomainApi::new(driver);
     if let Some(networks) = &config.network_service {
@@ -110,6 +119,13 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         server::shutdown_signal().await;
         consoles.shutdown().await;
     };
-    server::serve(&listen, routes, args.daemon.socket_mode, shutdown).await?;
+    server::serve_with_tls(
+        &listen,
+        tls.as_ref(),
+        routes,
+        args.daemon.socket_mode,
+        shutdown,
+    )
+    .await?;
     Ok(())
 }

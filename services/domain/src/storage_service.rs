@@ -12,8 +12,9 @@ use std::time::Duration;
 
 use tonic::Code;
 use tonic::transport::Channel;
-use virtplane_common::client::connect_channel;
+use virtplane_common::client::connect_channel_tls;
 use virtplane_common::server::ListenAddr;
+use virtplane_common::tls::ClientTls;
 use virtplane_proto::v1 as pb;
 use virtplane_proto::v1::storage_service_client::StorageServiceClient;
 
@@ -45,9 +46,18 @@ impl StorageService {
         Self::with_timeout(address, CALL_TIMEOUT)
     }
 
+    /// As [`StorageService::new`], over TLS when `tls` is given and the address is TCP.
+    pub fn with_tls(address: ListenAddr, tls: Option<&ClientTls>) -> Self {
+        Self::connect(address, CALL_TIMEOUT, tls)
+    }
+
     /// As [`StorageService::new`], with another bound on each call (tests).
     pub fn with_timeout(address: ListenAddr, timeout: Duration) -> Self {
-        let client = StorageServiceClient::new(connect_channel(&address));
+        Self::connect(address, timeout, None)
+    }
+
+    fn connect(address: ListenAddr, timeout: Duration, tls: Option<&ClientTls>) -> Self {
+        let client = StorageServiceClient::new(connect_channel_tls(&address, tls));
         Self {
             sibling: Sibling {
                 name: "storage service",

@@ -11,6 +11,7 @@ pub mod api;
 pub mod driver;
 pub mod error;
 pub mod host;
+pub mod metrics;
 pub mod model;
 pub mod persist;
 pub mod render;

@@ -14,6 +14,7 @@ pub mod api;
 pub mod driver;
 pub mod error;
 pub mod host;
+pub mod metrics;
 pub mod model;
 pub mod transfer;
 pub mod xml;

@@ -39,16 +39,19 @@ fn main() -> ExitCode {
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let (state_dir, run_dir) = args.daemon.dirs(&args.state_dir)?;
     let listen = args.daemon.listen_addresses(&run_dir, "storage.sock")?;
+    let tls = args.daemon.server_tls()?;
     let config = DriverConfig {
         state_dir: state_dir.clone(),
         run_dir,
     };
     let driver = driver::build(args.driver, &config).await?;
     tracing::info!(driver = driver.name(), state_dir = %state_dir.display(), "storage service starting");
+    virtplane_storage::metrics::count_pools_on_scrape(driver.clone());
     let (routes, _health) = server::standard_routes(&["virtplane.v1.StorageService"]).await?;
     let routes = routes.add_service(StorageServiceServer::new(StorageApi::new(driver)));
-    server::serve(
+    server::serve_with_tls(
         &listen,
+        tls.as_ref(),
         routes,
         args.daemon.socket_mode,
         server::shutdown_signal(),

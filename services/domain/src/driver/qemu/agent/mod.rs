@@ -110,7 +110,14 @@ impl GuestAgent {
     pub async fn execute<C: qapi::qga::QgaCommand>(&self, command: C) -> Result<C::Ok, AgentError> {
         let arguments = serde_json::to_value(&command)
             .map_err(|e| AgentError::Invalid(format!("cannot encode {}: {e}", C::NAME)))?;
-        let reply = self.call(C::NAME, Some(arguments)).await?;
+        let started = Instant::now();
+        let reply = self.call(C::NAME, Some(arguments)).await;
+        virtplane_common::metrics::observe_guest_agent_call(
+            C::NAME,
+            crate::metrics::agent_outcome(&reply),
+            started.elapsed(),
+        );
+        let reply = reply?;
         serde_json::from_value(reply).map_err(|e| {
             AgentError::Protocol(format!(
                 "the reply to {} does not match qapi's schema: {e}",
@@ -124,7 +131,15 @@ impl GuestAgent {
     /// site's own agent extensions) work too.
     pub async fn execute_raw(&self, command: Value) -> Result<Value, AgentError> {
         let (name, arguments) = wire::split_raw(command)?;
-        self.call(&name, arguments).await
+        let started = Instant::now();
+        let reply = self.call(&name, arguments).await;
+        // One label for every raw command: their names are the caller's, not a fixed set.
+        virtplane_common::metrics::observe_guest_agent_call(
+            "passthrough",
+            crate::metrics::agent_outcome(&reply),
+            started.elapsed(),
+        );
+        reply
     }
 
     /// One exchange, all within the timeout: waiting for the previous call, connecting and

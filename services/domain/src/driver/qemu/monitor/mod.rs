@@ -112,10 +112,14 @@ impl Monitor {
     pub async fn execute<C: qapi::Command>(&self, command: C) -> Result<C::Ok, MonitorError> {
         let arguments = serde_json::to_value(&command)
             .map_err(|e| MonitorError::Invalid(format!("cannot encode {}: {e}", C::NAME)))?;
-        let reply = self
-            .conn
-            .call(C::NAME, Some(arguments), self.timeout)
-            .await?;
+        let started = Instant::now();
+        let reply = self.conn.call(C::NAME, Some(arguments), self.timeout).await;
+        virtplane_common::metrics::observe_qmp_command(
+            C::NAME,
+            crate::metrics::qmp_outcome(&reply),
+            started.elapsed(),
+        );
+        let reply = reply?;
         serde_json::from_value(reply).map_err(|e| {
             MonitorError::Protocol(format!(
                 "the reply to {} does not match qapi's schema: {e}",
@@ -128,7 +132,15 @@ impl Monitor {
     /// the `return` value as QEMU sent it. A user's `"id"` is ignored (ids route replies).
     pub async fn execute_raw(&self, command: Value) -> Result<Value, MonitorError> {
         let (name, arguments) = wire::split_raw(command)?;
-        self.conn.call(&name, arguments, self.timeout).await
+        let started = Instant::now();
+        let reply = self.conn.call(&name, arguments, self.timeout).await;
+        // One label for every raw command: their names are the caller's, not a fixed set.
+        virtplane_common::metrics::observe_qmp_command(
+            "passthrough",
+            crate::metrics::qmp_outcome(&reply),
+            started.elapsed(),
+        );
+        reply
     }
 
     /// Runs an HMP command line through `human-monitor-command` and returns its text output.
