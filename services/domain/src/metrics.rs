@@ -59,6 +59,7 @@ pub fn agent_outcome<T>(result: &Result<T, AgentError>) -> &'static str {
         Ok(_) => "ok",
         Err(AgentError::Agent { .. }) => "refused",
         Err(AgentError::NotResponding { .. }) => "not_responding",
+        Err(AgentError::Busy { .. }) => "busy",
         Err(AgentError::NotConnected { .. }) => "not_connected",
         Err(AgentError::Protocol(_)) => "protocol_error",
         Err(AgentError::Invalid(_)) => "invalid",

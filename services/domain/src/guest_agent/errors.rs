@@ -13,7 +13,9 @@ const COMMAND_NOT_FOUND: &str = "CommandNotFound";
 /// - a reply we cannot read → `Internal`; a malformed command of the caller's → `InvalidArg`.
 pub fn agent_error(domain: &str, error: AgentError) -> DomainError {
     match error {
-        AgentError::NotConnected { .. } | AgentError::NotResponding { .. } => {
+        AgentError::NotConnected { .. }
+        | AgentError::NotResponding { .. }
+        | AgentError::Busy { .. } => {
             DomainError::AgentUnavailable(format!("domain '{domain}': {error}"))
         }
         AgentError::Agent { class, desc } if class == COMMAND_NOT_FOUND => {

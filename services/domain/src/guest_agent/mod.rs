@@ -118,7 +118,7 @@ impl DomainAgent {
                 }
                 Err(AgentError::NotResponding { .. }) => Some(CallOutcome::TimedOut),
                 Err(AgentError::NotConnected { .. }) => Some(CallOutcome::Disconnected),
-                Err(AgentError::Invalid(_)) => None,
+                Err(AgentError::Invalid(_)) | Err(AgentError::Busy { .. }) => None,
             };
             if let Some(outcome) = outcome {
                 observer.observe(outcome);

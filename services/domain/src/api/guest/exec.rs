@@ -161,18 +161,62 @@ async fn watch(
             continue;
         }
         let (output, exited) = convert::exec_finished(status);
-        if let Some(output) = output
-            && tx.send(event(Event::Output(output))).await.is_err()
-        {
-            return Ok(());
+        for piece in output.map(output_pieces).unwrap_or_default() {
+            if tx.send(event(Event::Output(piece))).await.is_err() {
+                return Ok(());
+            }
         }
         let _ = tx.send(event(Event::Exited(exited))).await;
         return Ok(());
     }
 }
 
+/// The most output bytes in one `output` event: qemu-ga hands over up to 16 MiB of each
+/// stream at once, and a gRPC message is 4 MiB by default in most clients.
+pub const OUTPUT_PIECE: usize = 1 << 20;
+
+/// `output` split into events of at most [`OUTPUT_PIECE`] bytes of stdout plus stderr, stdout
+/// first, in order.
+pub fn output_pieces(output: pb::GuestExecOutput) -> Vec<pb::GuestExecOutput> {
+    let mut pieces = Vec::new();
+    for (data, is_stdout) in [(output.stdout, true), (output.stderr, false)] {
+        for chunk in data.chunks(OUTPUT_PIECE) {
+            let (stdout, stderr) = if is_stdout {
+                (chunk.to_vec(), Vec::new())
+            } else {
+                (Vec::new(), chunk.to_vec())
+            };
+            pieces.push(pb::GuestExecOutput { stdout, stderr });
+        }
+    }
+    pieces
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn large_output_goes_out_in_pieces_of_at_most_a_mebibyte() {
+        let output = super::pb::GuestExecOutput {
+            stdout: vec![1; super::OUTPUT_PIECE * 2 + 5],
+            stderr: vec![2; 3],
+        };
+        let pieces = super::output_pieces(output);
+        let sizes: Vec<(usize, usize)> = pieces
+            .iter()
+            .map(|p| (p.stdout.len(), p.stderr.len()))
+            .collect();
+        assert_eq!(
+            sizes,
+            vec![
+                (super::OUTPUT_PIECE, 0),
+                (super::OUTPUT_PIECE, 0),
+                (5, 0),
+                (0, 3)
+            ]
+        );
+        assert!(super::output_pieces(super::pb::GuestExecOutput::default()).is_empty());
+    }
+
     use super::*;
 
     #[test]

@@ -63,6 +63,9 @@ pub struct AgentLink {
     pub channel: AgentChannel,
     agent: GuestAgent,
     state: Mutex<AgentState>,
+    /// Whether the state has been read from QEMU (`query-chardev` or a port event). Until
+    /// then "disconnected" is only the starting guess, and calls are let through.
+    known: std::sync::atomic::AtomicBool,
     /// `guest-agent-timeout` for this run; `None` = the service's default.
     timeout: Mutex<Option<Duration>>,
     events: Arc<EventHub<Event>>,
@@ -91,6 +94,7 @@ impl AgentLink {
             agent: GuestAgent::new(channel.socket.clone()),
             channel,
             state: Mutex::new(AgentState::Disconnected),
+            known: std::sync::atomic::AtomicBool::new(false),
             timeout: Mutex::new(None),
             events,
             name: name.to_owned(),
@@ -102,15 +106,19 @@ impl AgentLink {
         *self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Moves to `next` (if `from` allows: `None` = from any state) and announces a change.
+    /// Moves to `next` (if `from` allows: `None` = from any state but the VM's end) and
+    /// announces a change. Published under the state lock, so events come in the order of the
+    /// changes; a port event still queued when the VM has ended changes nothing.
     fn transition(&self, from: Option<&[AgentState]>, next: AgentState, reason: AgentReason) {
-        {
-            let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-            if *state == next || from.is_some_and(|allowed| !allowed.contains(&*state)) {
-                return;
-            }
-            *state = next;
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let allowed = match from {
+            Some(allowed) => allowed.contains(&*state),
+            None => *state != AgentState::None,
+        };
+        if *state == next || !allowed {
+            return;
         }
+        *state = next;
         tracing::info!(domain = %self.name, state = ?next, ?reason, "guest agent state changed");
         self.events.publish(|sequence| Event {
             sequence,
@@ -123,6 +131,7 @@ impl AgentLink {
 
     /// The state found at start or after a reattach (`query-chardev`'s `frontend-open`).
     pub fn found(&self, open: bool) {
+        self.known.store(true, std::sync::atomic::Ordering::SeqCst);
         let next = if open {
             AgentState::Connected
         } else {
@@ -139,6 +148,7 @@ impl AgentLink {
         let Some(open) = data.get("open").and_then(Value::as_bool) else {
             return;
         };
+        self.known.store(true, std::sync::atomic::Ordering::SeqCst);
         let next = if open {
             AgentState::Connected
         } else {
@@ -149,10 +159,8 @@ impl AgentLink {
 
     /// The VM is gone: an agent that was there is announced disconnected.
     pub fn stopped(&self) {
-        let was = {
-            let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-            std::mem::replace(&mut *state, AgentState::None)
-        };
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let was = std::mem::replace(&mut *state, AgentState::None);
         if matches!(was, AgentState::Connected | AgentState::NotResponding) {
             self.events.publish(|sequence| Event {
                 sequence,
@@ -176,6 +184,8 @@ impl AgentLink {
     pub fn handle(self: &Arc<Self>, default_timeout: Duration) -> Result<DomainAgent> {
         match self.state() {
             AgentState::Connected | AgentState::NotResponding => {}
+            // Not read from QEMU (its query failed): try, and let the call's own timeout tell.
+            AgentState::Disconnected if !self.known.load(std::sync::atomic::Ordering::SeqCst) => {}
             AgentState::Disconnected => {
                 return Err(DomainError::AgentUnavailable(format!(
                     "the guest agent of domain '{}' is not connected: nothing in the guest has \
@@ -306,8 +316,35 @@ mod tests {
     }
 
     #[test]
+    fn late_port_events_after_the_end_change_nothing() {
+        let (link, events) = link();
+        link.found(true);
+        link.stopped();
+        link.port_changed(&serde_json::json!({"id": "channel0", "open": false}));
+        link.port_changed(&serde_json::json!({"id": "channel0", "open": true}));
+        assert_eq!(link.state(), AgentState::None);
+        assert_eq!(
+            published(&events),
+            vec![
+                EventBody::AgentLifecycle(AgentState::Connected, AgentReason::DomainStarted),
+                EventBody::AgentLifecycle(AgentState::Disconnected, AgentReason::DomainStopped),
+            ]
+        );
+    }
+
+    #[test]
+    fn an_unread_state_lets_calls_through() {
+        let (link, _) = link();
+        assert!(
+            link.handle(Duration::from_secs(1)).is_ok(),
+            "not read from QEMU yet"
+        );
+    }
+
+    #[test]
     fn a_disconnected_agent_is_refused_at_once_naming_the_domain() {
         let (link, _) = link();
+        link.found(false);
         let error = link.handle(Duration::from_secs(1)).unwrap_err();
         assert!(
             matches!(&error, DomainError::AgentUnavailable(m) if m.contains("'web'") && m.contains("not connected")),

@@ -524,7 +524,19 @@ impl DomainDriver for QemuDriver {
         domain: &DomainRef,
     ) -> Result<crate::guest_agent::DomainAgent> {
         let agent = self.agent_handle(domain)?;
-        self.core.taint(domain, "custom-ga-command").await?;
+        // The taint takes the job lock: bounded like the call itself, so a long job on the
+        // domain makes this fail rather than hang.
+        tokio::time::timeout(
+            agent.timeout(),
+            self.core.taint(domain, "custom-ga-command"),
+        )
+        .await
+        .map_err(|_| {
+            DomainError::Timeout(format!(
+                "domain '{}' is busy with another job; the raw agent command was not sent",
+                agent.domain()
+            ))
+        })??;
         Ok(agent)
     }
 

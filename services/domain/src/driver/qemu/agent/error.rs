@@ -19,6 +19,13 @@ pub enum AgentError {
          (is qemu-guest-agent running in the guest?)"
     )]
     NotResponding { command: String, after: Duration },
+    /// Another call on the same agent was still running for the whole timeout; this one was
+    /// never sent. Says nothing about the agent's health.
+    #[error(
+        "the guest agent is busy: another call was still running after {after:?}, so \
+         {command} was not sent (try again, or with a longer timeout)"
+    )]
+    Busy { command: String, after: Duration },
     /// The agent refused the command; `class` is its error class (e.g. `CommandNotFound`,
     /// `GenericError`) and `desc` its message for a human.
     #[error("the guest agent refused the command ({class}): {desc}")]

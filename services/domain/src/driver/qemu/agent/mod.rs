@@ -146,8 +146,15 @@ impl GuestAgent {
     /// syncing when no connection is open, sending, reading the reply.
     async fn call(&self, name: &str, arguments: Option<Value>) -> Result<Value, AgentError> {
         let deadline = Instant::now() + self.timeout;
+        // Waiting behind another call is not the agent failing to answer: told apart, so a
+        // slow call (fstrim, a long passthrough) does not mark a healthy agent hung.
+        let Ok(mut slot) = tokio::time::timeout_at(deadline, self.shared.conn.lock()).await else {
+            return Err(AgentError::Busy {
+                command: name.to_owned(),
+                after: self.timeout,
+            });
+        };
         let exchange = async {
-            let mut slot = self.shared.conn.lock().await;
             let mut conn = match slot.take() {
                 Some(conn) => conn,
                 None => Connection::open(&self.shared.socket, &self.shared.discarded).await?,
