@@ -157,22 +157,32 @@ pub fn check_write(path: &str, data: &[u8]) -> Result<()> {
 
 /// Opens `path` (checked with [`check_path`]) for reading and returns the stream of its
 /// chunks from `offset`, at most `max_bytes` of them (0 = to the end). Failing to open or seek
-/// fails the call itself.
+/// fails the call itself. Everything from the open on runs in a task of its own, so a call
+/// cancelled at any point (client gone, deadline) still closes the guest's file handle.
 pub async fn read(
     agent: DomainAgent,
     path: String,
     offset: u64,
     max_bytes: u64,
 ) -> Result<ReadStream> {
-    let file = OpenFile::open(agent, path, "r").await?;
-    if offset > 0
-        && let Err(e) = file.seek(offset).await
-    {
-        file.close_after_failure().await;
-        return Err(e);
-    }
+    let (opened_tx, opened_rx) = tokio::sync::oneshot::channel();
     let (tx, rx) = mpsc::channel(2);
     tokio::spawn(async move {
+        let file = match OpenFile::open(agent, path, "r").await {
+            Ok(file) => file,
+            Err(e) => {
+                let _ = opened_tx.send(Err(e));
+                return;
+            }
+        };
+        if offset > 0
+            && let Err(e) = file.seek(offset).await
+        {
+            file.close_after_failure().await;
+            let _ = opened_tx.send(Err(e));
+            return;
+        }
+        let _ = opened_tx.send(Ok(()));
         match file.pump(max_bytes, &tx).await {
             Ok(()) => {
                 if let Err(e) = file.close().await {
@@ -185,13 +195,28 @@ pub async fn read(
             }
         }
     });
+    opened_rx
+        .await
+        .map_err(|_| DomainError::Internal("the guest file read task ended early".into()))??;
     Ok(ReceiverStream::new(rx))
 }
 
 /// Writes `data` to `path` (both checked with [`check_write`]), replacing the file or
 /// appending with `append`; returns the bytes written. The close is part of the write:
-/// qemu-ga flushes there, so a failed close fails the call.
+/// qemu-ga flushes there, so a failed close fails the call. Runs in a task of its own, so a
+/// call cancelled midway still closes the guest's file handle.
 pub async fn write(agent: DomainAgent, path: String, data: Vec<u8>, append: bool) -> Result<u64> {
+    tokio::spawn(write_to_end(agent, path, data, append))
+        .await
+        .map_err(|e| DomainError::Internal(format!("the guest file write task failed: {e}")))?
+}
+
+async fn write_to_end(
+    agent: DomainAgent,
+    path: String,
+    data: Vec<u8>,
+    append: bool,
+) -> Result<u64> {
     let file = OpenFile::open(agent, path, if append { "a" } else { "w" }).await?;
     let mut written = 0;
     while written < data.len() {
