@@ -117,6 +117,23 @@ fn read_log(dir: &Path, name: &str) -> String {
     std::fs::read_to_string(dir.join(format!("{name}.log"))).unwrap_or_default()
 }
 
+/// The log of `name` once it has every one of `lines` (hang guard: 10 s, then it fails
+/// showing the log).
+fn wait_for_log(dir: &Path, name: &str, lines: &[&str]) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let log = read_log(dir, name);
+        if lines.iter().all(|line| log.contains(line)) {
+            return log;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name}'s log never had all of {lines:?}:\n{log}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Waits until something accepts TCP connections on `addr`.
 fn wait_for_port(addr: SocketAddr, dir: &Path, name: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -227,15 +244,15 @@ async fn gateway_and_storage_service_over_mutual_tls() {
     let refused = check_health(storage, &ca.cert, Some(&stranger)).await;
     assert!(refused.is_err(), "{refused:?}");
     // Refused by the storage service at the handshake, which logs why (tonic's client may
-    // try more than once, so the lines are not counted).
-    let log = read_log(dir, "storaged");
-    assert!(
-        log.contains("TLS handshake failed: peer sent no certificates"),
-        "{log}"
-    );
-    assert!(
-        log.contains("TLS handshake failed: invalid peer certificate: UnknownIssuer"),
-        "{log}"
+    // try more than once, so the lines are not counted; the client may see the refusal
+    // before the server has written its line, so the log is waited for).
+    let log = wait_for_log(
+        dir,
+        "storaged",
+        &[
+            "TLS handshake failed: peer sent no certificates",
+            "TLS handshake failed: invalid peer certificate: UnknownIssuer",
+        ],
     );
     assert!(
         log.contains("subject=CN=virtplane-gateway san=DNS:gateway"),
