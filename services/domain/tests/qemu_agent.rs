@@ -8,56 +8,15 @@
 mod support;
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use virtplane_domain::driver::qemu::QemuDriver;
+use virtplane_domain::driver::DomainDriver;
 use virtplane_domain::driver::qemu::agent::{self, AgentError, GuestAgent};
-use virtplane_domain::driver::{DomainDriver, DriverConfig};
 use virtplane_domain::model::DomainRef;
 use virtplane_domain::xml::parse_domain;
 
 const BOOT_DEADLINE: Duration = Duration::from_secs(120);
-
-/// The driver with its state in a short temp dir (unix socket paths are limited); every QEMU
-/// it still runs is killed when dropped.
-struct Fixture {
-    driver: Arc<QemuDriver>,
-    dir: tempfile::TempDir,
-}
-
-impl Fixture {
-    async fn open() -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("vp-qa-")
-            .tempdir_in("/tmp")
-            .expect("temp dir");
-        let driver = QemuDriver::open(&DriverConfig {
-            state_dir: dir.path().join("state"),
-            run_dir: dir.path().join("run"),
-            emulator: None,
-            vm_cgroup_root: Some(None),
-            network_service: None,
-            storage_service: None,
-            guest_agent_timeout: None,
-        })
-        .await
-        .expect("open the qemu driver");
-        Self { driver, dir }
-    }
-}
-
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        for vm in self.driver.running_vms() {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(vm.pid()),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-        }
-    }
-}
 
 async fn wait_ready(serial: &Path) {
     let deadline = Instant::now() + BOOT_DEADLINE;
@@ -89,7 +48,7 @@ async fn the_real_guest_agent() {
     let guest = tokio::task::spawn_blocking(support::build_guest)
         .await
         .unwrap();
-    let fx = Fixture::open().await;
+    let fx = support::QemuFixture::open("vp-qa-").await;
     let d = &fx.driver;
     let serial = fx.dir.path().join("serial.log");
     let xml = support::guest_domain_xml("agent", &guest, &serial, 1, 1);

@@ -9,12 +9,11 @@
 mod support;
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::{Stream, StreamExt};
+use virtplane_domain::driver::DomainDriver;
 use virtplane_domain::driver::qemu::QemuDriver;
-use virtplane_domain::driver::{DomainDriver, DriverConfig};
 use virtplane_domain::error::DomainError;
 use virtplane_domain::model::{
     AgentReason, AgentState, DomainRef, Event, EventBody, PowerMode, State,
@@ -22,43 +21,6 @@ use virtplane_domain::model::{
 use virtplane_domain::xml::parse_domain;
 
 const BOOT_DEADLINE: Duration = Duration::from_secs(180);
-
-struct Fixture {
-    driver: Arc<QemuDriver>,
-    dir: tempfile::TempDir,
-}
-
-impl Fixture {
-    async fn open() -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("vp-qas-")
-            .tempdir_in("/tmp")
-            .expect("temp dir");
-        let driver = QemuDriver::open(&DriverConfig {
-            state_dir: dir.path().join("state"),
-            run_dir: dir.path().join("run"),
-            emulator: None,
-            vm_cgroup_root: Some(None),
-            network_service: None,
-            storage_service: None,
-            guest_agent_timeout: Some(Duration::from_secs(10)),
-        })
-        .await
-        .expect("open the qemu driver");
-        Self { driver, dir }
-    }
-}
-
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        for vm in self.driver.running_vms() {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(vm.pid()),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-        }
-    }
-}
 
 /// The next agent lifecycle event of `name`, skipping every other event.
 async fn next_agent_event(
@@ -106,7 +68,7 @@ async fn agent_state_events_hangs_and_power() {
     let guest = tokio::task::spawn_blocking(support::build_guest)
         .await
         .unwrap();
-    let fx = Fixture::open().await;
+    let fx = support::QemuFixture::open("vp-qas-").await;
     let d = &fx.driver;
     let mut events = Box::pin(d.events().subscribe(0).expect("subscribe"));
 

@@ -7,57 +7,17 @@
 mod support;
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use virtplane_domain::driver::DomainDriver;
 use virtplane_domain::driver::qemu::QemuDriver;
-use virtplane_domain::driver::{DomainDriver, DriverConfig};
 use virtplane_domain::model::{
     DomainRef, Event, EventBody, Impact, MemoryFlags, PowerMode, Reason, State, VcpuFlags,
 };
 use virtplane_domain::xml::parse_domain;
 
 const BOOT_DEADLINE: Duration = Duration::from_secs(120);
-
-/// The driver with its state in a short temp dir (unix socket paths are limited); every
-/// QEMU it still runs is killed when dropped.
-struct Fixture {
-    driver: Arc<QemuDriver>,
-    dir: tempfile::TempDir,
-}
-
-impl Fixture {
-    async fn open() -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("vp-qd-")
-            .tempdir_in("/tmp")
-            .expect("temp dir");
-        let driver = QemuDriver::open(&DriverConfig {
-            state_dir: dir.path().join("state"),
-            run_dir: dir.path().join("run"),
-            emulator: None,
-            vm_cgroup_root: Some(None),
-            network_service: None,
-            storage_service: None,
-            guest_agent_timeout: None,
-        })
-        .await
-        .expect("open the qemu driver");
-        Self { driver, dir }
-    }
-}
-
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        for vm in self.driver.running_vms() {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(vm.pid()),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-        }
-    }
-}
 
 fn name(n: &str) -> DomainRef {
     DomainRef::Name(n.into())
@@ -128,7 +88,7 @@ async fn a_booting_guest_through_its_whole_lifecycle() {
     let guest = tokio::task::spawn_blocking(support::build_guest)
         .await
         .unwrap();
-    let fx = Fixture::open().await;
+    let fx = support::QemuFixture::open("vp-qd-").await;
     let d = &fx.driver;
     let serial = fx.dir.path().join("serial.log");
     let xml = support::guest_domain_xml("life", &guest, &serial, 1, 1);
@@ -225,7 +185,7 @@ async fn a_booting_guest_through_its_whole_lifecycle() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_qemu_is_a_crash() {
-    let fx = Fixture::open().await;
+    let fx = support::QemuFixture::open("vp-qd-").await;
     let d = &fx.driver;
     d.define(parse_domain(&support::bare_domain_xml("victim")).unwrap())
         .await
@@ -256,7 +216,7 @@ async fn vcpu_hotplug_and_balloon() {
     let guest = tokio::task::spawn_blocking(support::build_guest)
         .await
         .unwrap();
-    let fx = Fixture::open().await;
+    let fx = support::QemuFixture::open("vp-qd-").await;
     let d = &fx.driver;
     let serial = fx.dir.path().join("serial.log");
     // q35: its ICH9 ACPI has QEMU's modern CPU hotplug interface, which can also unplug.

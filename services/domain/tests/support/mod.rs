@@ -101,3 +101,45 @@ pub fn boots(serial_log: &Path) -> usize {
         .matches("virtplane-guest: ready")
         .count()
 }
+
+/// The qemu driver with its state in a short temp dir (unix socket paths are limited); every
+/// QEMU it still runs is killed when dropped, also when a test fails.
+pub struct QemuFixture {
+    pub driver: std::sync::Arc<virtplane_domain::driver::qemu::QemuDriver>,
+    pub dir: tempfile::TempDir,
+}
+
+impl QemuFixture {
+    /// A fresh driver in a temp dir named `prefix…` under /tmp.
+    pub async fn open(prefix: &str) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix(prefix)
+            .tempdir_in("/tmp")
+            .expect("temp dir");
+        let driver = virtplane_domain::driver::qemu::QemuDriver::open(
+            &virtplane_domain::driver::DriverConfig {
+                state_dir: dir.path().join("state"),
+                run_dir: dir.path().join("run"),
+                emulator: None,
+                vm_cgroup_root: Some(None),
+                network_service: None,
+                storage_service: None,
+                guest_agent_timeout: None,
+            },
+        )
+        .await
+        .expect("open the qemu driver");
+        Self { driver, dir }
+    }
+}
+
+impl Drop for QemuFixture {
+    fn drop(&mut self) {
+        for vm in self.driver.running_vms() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(vm.pid()),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+}
