@@ -23,23 +23,32 @@
 //! purpose, outside the service's own cgroup; placement can also be turned off
 //! ([`VmCgroups::disabled`]), leaving QEMU in the service's cgroup.
 //!
+//! In a container (a Kubernetes pod) the same works when the container is given the host's
+//! cgroupfs read-write and the host's PID namespace: QEMU then leaves the container's cgroup,
+//! which the runtime kills on a restart or deletion, just as it leaves a systemd unit's. If
+//! the runtime also gave the container a cgroup namespace of its own, the work is done from
+//! the host's (PID 1's) cgroup namespace; see [`namespace`].
+//!
 //! A hierarchy that cannot be used — mounted read-only (containers usually mount cgroupfs
-//! so), not mounted, mounted showing only a subtree, or refusing the move — is skipped with a
-//! note in the [`Placement`]; if no hierarchy could be used, placement fails and the driver
-//! logs a warning: QEMU still runs, but a kill of the service's cgroup would take it along. A
-//! VM outside the service's cgroup is no longer charged to the service's limits (memory,
-//! pids), as libvirt's VMs are not charged to libvirtd.
+//! so), not mounted, mounted showing only a subtree or only the service's cgroup namespace,
+//! or refusing the move — is skipped with a note in the [`Placement`]; if no hierarchy could
+//! be used, placement fails and the driver logs a warning: QEMU still runs, but a kill of the
+//! service's cgroup would take it along. A VM outside the service's cgroup is no longer
+//! charged to the service's limits (memory, pids), as libvirt's VMs are not charged to
+//! libvirtd.
 //!
 //! The calls are blocking file operations on cgroupfs; moving a process may wait for the
 //! kernel's cgroup locks, so async callers run them on a blocking thread.
 
 mod hierarchy;
+mod namespace;
 
 use std::fmt;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use hierarchy::Hierarchy;
+use hierarchy::{Hierarchy, Mount};
+use namespace::HostView;
 
 /// The default root, below each hierarchy's top and so outside the service's own cgroup.
 pub const DEFAULT_ROOT: &str = "virtplane.vms";
@@ -70,6 +79,21 @@ pub enum CgroupError {
         mount_root: String,
         path: String,
     },
+    /// The mount shows cgroups above the service's cgroup namespace, which it could not leave.
+    #[error(
+        "{mount} shows cgroups outside the service's cgroup namespace, which cannot be named \
+         from inside it ({why}); run the service in the host's cgroup namespace, or with \
+         CAP_SYS_ADMIN and the host's PID namespace"
+    )]
+    OutsideNamespace { mount: PathBuf, why: String },
+    /// The mount was made inside a cgroup namespace: its top is the namespace's cgroup (the
+    /// container's), not the hierarchy's, and VMs placed there would die with the container.
+    #[error(
+        "{mount} shows only the cgroups of the service's cgroup namespace, not the top of the \
+         hierarchy{}; mount the host's cgroupfs there (read-write)",
+        why.as_deref().map(|w| format!(" ({w})")).unwrap_or_default()
+    )]
+    NamespaceOnly { mount: PathBuf, why: Option<String> },
     #[error("{path} is inside the service's own cgroup {own}; choose a root outside it")]
     InsideService { path: String, own: String },
     #[error("cannot create cgroup {path}: {source}")]
@@ -228,23 +252,25 @@ impl VmCgroups {
             return Err(CgroupError::NoSuchProcess { pid });
         }
         let target = format!("/{root}/{vm_key}");
-        let mut placement = Placement::default();
-        for h in hierarchies()? {
-            match place_in(&h, &target, pid) {
-                Ok(dir) => placement.placed.push(dir),
-                Err(reason) => placement.skipped.push(Skipped {
-                    hierarchy: h.label(),
-                    reason,
-                }),
+        namespace::in_host_view(|view| {
+            let mut placement = Placement::default();
+            for h in hierarchies()? {
+                match place_in(&h, &target, pid, view) {
+                    Ok(dir) => placement.placed.push(dir),
+                    Err(reason) => placement.skipped.push(Skipped {
+                        hierarchy: h.label(),
+                        reason,
+                    }),
+                }
             }
-        }
-        if placement.placed.is_empty() {
-            return Err(CgroupError::NowherePlaced {
-                pid,
-                skipped: placement.skipped,
-            });
-        }
-        Ok(placement)
+            if placement.placed.is_empty() {
+                return Err(CgroupError::NowherePlaced {
+                    pid,
+                    skipped: placement.skipped,
+                });
+            }
+            Ok(placement)
+        })
     }
 
     /// Removes the cgroups of `vm_key` once its VM is gone. Missing ones are fine; busy ones
@@ -256,26 +282,34 @@ impl VmCgroups {
             return Ok(Removal::default());
         };
         let target = format!("/{root}/{vm_key}");
-        let mut removal = Removal::default();
-        let mut failures = Vec::new();
-        for h in hierarchies()? {
-            let Some(dir) = h.dir(&target) else {
-                continue;
-            };
-            match std::fs::remove_dir(&dir) {
-                Ok(()) => removal.removed.push(dir),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => removal.busy.push(dir),
-                Err(source) => failures.push(CgroupError::Remove { path: dir, source }),
+        namespace::in_host_view(|view| {
+            let mut removal = Removal::default();
+            let mut failures = Vec::new();
+            for h in hierarchies()? {
+                // Only where `place` could have put it.
+                let Some(dir) = h
+                    .mount
+                    .as_ref()
+                    .and_then(|m| check_view(m, || m.shows_hierarchy_top(), view).ok())
+                    .and_then(|()| h.dir(&target))
+                else {
+                    continue;
+                };
+                match std::fs::remove_dir(&dir) {
+                    Ok(()) => removal.removed.push(dir),
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) if e.raw_os_error() == Some(libc::EBUSY) => removal.busy.push(dir),
+                    Err(source) => failures.push(CgroupError::Remove { path: dir, source }),
+                }
             }
-        }
-        if !failures.is_empty() {
-            return Err(CgroupError::RemoveFailed {
-                key: vm_key.to_string(),
-                failures,
-            });
-        }
-        Ok(removal)
+            if !failures.is_empty() {
+                return Err(CgroupError::RemoveFailed {
+                    key: vm_key.to_string(),
+                    failures,
+                });
+            }
+            Ok(removal)
+        })
     }
 }
 
@@ -306,11 +340,44 @@ fn hierarchies() -> Result<Vec<Hierarchy>, CgroupError> {
     })
 }
 
+/// Whether paths from the top of `mount`'s hierarchy can be used through it in `view`: not when
+/// it shows cgroups outside the cgroup namespace the work runs in (the host's could not be
+/// joined), nor when it is a mount made inside a cgroup namespace, whose `/` is the
+/// namespace's cgroup (`shows_top` asks the cgroupfs, only then).
+fn check_view(
+    mount: &Mount,
+    shows_top: impl FnOnce() -> bool,
+    view: &HostView,
+) -> Result<(), CgroupError> {
+    if mount.root_is_outside_namespace() {
+        return Err(CgroupError::OutsideNamespace {
+            mount: mount.point.clone(),
+            why: view
+                .not_host
+                .clone()
+                .unwrap_or_else(|| "the host's cgroup namespace was joined".to_string()),
+        });
+    }
+    if mount.root == "/" && !shows_top() {
+        return Err(CgroupError::NamespaceOnly {
+            mount: mount.point.clone(),
+            why: view.not_host.clone(),
+        });
+    }
+    Ok(())
+}
+
 /// Places `pid` at hierarchy path `target` in `h`; returns the cgroup directory.
-fn place_in(h: &Hierarchy, target: &str, pid: i32) -> Result<PathBuf, CgroupError> {
+fn place_in(
+    h: &Hierarchy,
+    target: &str,
+    pid: i32,
+    view: &HostView,
+) -> Result<PathBuf, CgroupError> {
     let Some(mount) = &h.mount else {
         return Err(CgroupError::NotMounted);
     };
+    check_view(mount, || mount.shows_hierarchy_top(), view)?;
     // The service at the top of a hierarchy is in no cgroup that could be killed as a whole.
     if h.own_path != "/" && hierarchy::strip_path_prefix(target, &h.own_path).is_some() {
         return Err(CgroupError::InsideService {
@@ -404,6 +471,84 @@ mod tests {
             assert!(err.to_string().contains(&format!("'{bad}'")), "{err}");
         }
         check_key(&"k".repeat(MAX_KEY + 1)).unwrap_err();
+    }
+
+    fn mount(root: &str) -> Mount {
+        Mount {
+            point: PathBuf::from("/sys/fs/cgroup/cpu"),
+            root: root.to_string(),
+            v2: false,
+            options: vec!["rw".into(), "cpu".into()],
+        }
+    }
+
+    #[test]
+    fn views_that_cannot_reach_the_top_are_refused() {
+        let host = HostView { not_host: None };
+        let contained = HostView {
+            not_host: Some("cannot join the cgroup namespace of PID 1: EPERM".into()),
+        };
+        let never = || -> bool { panic!("the cgroupfs need not be asked") };
+        // The host's whole cgroupfs, in the host's cgroup namespace.
+        check_view(&mount("/"), || true, &host).unwrap();
+        // A subtree: left to `Hierarchy::dir`, which knows which paths it shows.
+        check_view(&mount("/docker/abc"), never, &contained).unwrap();
+        // The host's cgroupfs seen from a cgroup namespace that could not be left.
+        let err = check_view(&mount("/../.."), never, &contained).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "/sys/fs/cgroup/cpu shows cgroups outside the service's cgroup namespace, which \
+             cannot be named from inside it (cannot join the cgroup namespace of PID 1: EPERM); \
+             run the service in the host's cgroup namespace, or with CAP_SYS_ADMIN and the \
+             host's PID namespace"
+        );
+        // A cgroupfs mounted inside a cgroup namespace: `/` is the container's cgroup.
+        let err = check_view(&mount("/"), || false, &contained).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "/sys/fs/cgroup/cpu shows only the cgroups of the service's cgroup namespace, not \
+             the top of the hierarchy (cannot join the cgroup namespace of PID 1: EPERM); \
+             mount the host's cgroupfs there (read-write)"
+        );
+        assert!(matches!(
+            check_view(&mount("/"), || false, &host),
+            Err(CgroupError::NamespaceOnly { why: None, .. })
+        ));
+    }
+
+    /// The kernel's cgroupfs agrees with [`Mount::shows_hierarchy_top`]: every hierarchy
+    /// mounted whole in the initial cgroup namespace shows its top, none of its cgroups does.
+    #[test]
+    fn mounted_hierarchies_show_their_top() {
+        let (view, hierarchies) = namespace::in_host_view(|view| (view.clone(), hierarchies()));
+        if view.not_host.is_some() {
+            eprintln!("SKIPPED: not in the host's cgroup namespace: {view:?}");
+            return;
+        }
+        let mounts: Vec<Mount> = hierarchies
+            .unwrap()
+            .into_iter()
+            .filter_map(|h| h.mount)
+            .filter(|m| m.root == "/")
+            .collect();
+        if mounts.is_empty() {
+            eprintln!("SKIPPED: no cgroup hierarchy is mounted whole");
+            return;
+        }
+        for m in mounts {
+            assert!(m.shows_hierarchy_top(), "{m:?}");
+            let child = std::fs::read_dir(&m.point)
+                .unwrap()
+                .filter_map(|e| e.ok())
+                .find(|e| e.file_type().is_ok_and(|t| t.is_dir()));
+            if let Some(child) = child {
+                let below = Mount {
+                    point: child.path(),
+                    ..m.clone()
+                };
+                assert!(!below.shows_hierarchy_top(), "{below:?}");
+            }
+        }
     }
 
     #[test]

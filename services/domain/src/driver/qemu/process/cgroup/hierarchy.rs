@@ -34,6 +34,27 @@ pub struct Mount {
     pub options: Vec<String>,
 }
 
+impl Mount {
+    /// Whether the mount's root is shown above the reader's cgroup namespace (`/..`,
+    /// `/../..`): the mount shows cgroups outside the namespace, which paths from inside it
+    /// cannot name.
+    pub fn root_is_outside_namespace(&self) -> bool {
+        self.root.split('/').find(|c| !c.is_empty()) == Some("..")
+    }
+
+    /// Whether the directory at the mount point is the top of its hierarchy, asked of the
+    /// cgroupfs: some files exist at the top only (v1 `release_agent`) or everywhere but there
+    /// (v2 `cgroup.events`, Linux 4.5, older than cgroup namespaces). A mount made inside a
+    /// cgroup namespace shows `/` as its root while showing only the namespace's cgroup.
+    pub fn shows_hierarchy_top(&self) -> bool {
+        if self.v2 {
+            !self.point.join("cgroup.events").exists()
+        } else {
+            self.point.join("release_agent").exists()
+        }
+    }
+}
+
 impl Hierarchy {
     pub fn is_v2(&self) -> bool {
         self.controllers.is_empty()
@@ -261,6 +282,49 @@ mod tests {
         );
         assert_eq!(h[0].dir("/virtplane.vms/1-a"), None);
         assert_eq!(h[0].dir("/docker/abcd"), None);
+    }
+
+    #[test]
+    fn roots_above_the_namespace_are_recognised() {
+        // The host's cgroupfs bind-mounted into a container with a cgroup namespace of its own.
+        let h = resolve(
+            "1:cpu:/\n0::/\n",
+            "83 82 0:29 /.. /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu\n\
+             92 82 0:38 /../.. /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n",
+        );
+        assert_eq!(h.len(), 2);
+        for h in &h {
+            let mount = h.mount.as_ref().unwrap();
+            assert!(mount.root_is_outside_namespace(), "{mount:?}");
+            assert_eq!(h.dir("/virtplane.vms/1-a"), None);
+        }
+        for inside in ["/", "/docker/abc", "/..a", "/a/.."] {
+            let m = Mount {
+                point: PathBuf::from("/sys/fs/cgroup"),
+                root: inside.to_string(),
+                v2: true,
+                options: Vec::new(),
+            };
+            assert!(!m.root_is_outside_namespace(), "{inside}");
+        }
+    }
+
+    #[test]
+    fn the_top_of_a_hierarchy_is_told_by_its_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let mount = |v2| Mount {
+            point: dir.path().to_path_buf(),
+            root: "/".to_string(),
+            v2,
+            options: Vec::new(),
+        };
+        // An empty directory looks like a v2 top, not like a v1 one.
+        assert!(mount(true).shows_hierarchy_top());
+        assert!(!mount(false).shows_hierarchy_top());
+        std::fs::write(dir.path().join("cgroup.events"), "").unwrap();
+        std::fs::write(dir.path().join("release_agent"), "").unwrap();
+        assert!(!mount(true).shows_hierarchy_top());
+        assert!(mount(false).shows_hierarchy_top());
     }
 
     #[test]
