@@ -15,6 +15,7 @@ use tonic_health::pb::health_check_response::ServingStatus as WireStatus;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::server::HealthReporter;
 use virtplane_common::client::{CONNECT_TIMEOUT, connect_channel_tls};
+use virtplane_common::dial::dial;
 use virtplane_common::server::ListenAddr;
 use virtplane_common::tls::ClientTls;
 use virtplane_proto::acl::MethodTable;
@@ -109,9 +110,10 @@ struct Link {
 
 impl Link {
     fn new(addr: &ListenAddr, tls: Option<&ClientTls>) -> Self {
+        // A TCP address (IP:port or host:port) is its own authority.
         let authority = match addr {
             ListenAddr::Unix(_) => http::uri::Authority::from_static("localhost"),
-            ListenAddr::Tcp(socket) => socket
+            ListenAddr::Tcp(_) | ListenAddr::Host { .. } => addr
                 .to_string()
                 .parse()
                 .unwrap_or_else(|_| http::uri::Authority::from_static("localhost")),
@@ -148,15 +150,20 @@ impl Link {
     /// Connects, handshakes and proves the peer answers; [`Link::sender`] bounds all of it
     /// by [`CONNECT_TIMEOUT`].
     async fn connect(&self) -> Result<Sender, std::io::Error> {
-        let mut sender = match (&self.addr, &self.tls) {
-            (ListenAddr::Unix(path), _) => {
+        let mut sender = match &self.addr {
+            ListenAddr::Unix(path) => {
                 handshake(tokio::net::UnixStream::connect(path).await?).await?
             }
-            (ListenAddr::Tcp(socket), Some(tls)) => handshake(tls.connect(*socket).await?).await?,
-            (ListenAddr::Tcp(socket), None) => {
-                let stream = tokio::net::TcpStream::connect(socket).await?;
-                stream.set_nodelay(true)?;
-                handshake(stream).await?
+            // A host name is resolved here, on every (re)connect.
+            ListenAddr::Tcp(_) | ListenAddr::Host { .. } => {
+                let peer = self
+                    .addr
+                    .tcp_peer()
+                    .ok_or_else(|| std::io::Error::other("not a TCP address"))?;
+                match &self.tls {
+                    Some(tls) => handshake(tls.connect(&peer).await?).await?,
+                    None => handshake(dial(&peer).await?).await?,
+                }
             }
         };
         self.prove_alive(&mut sender).await?;
@@ -227,7 +234,8 @@ impl Backends {
         Self::with_tls(specs, None)
     }
 
-    /// As [`Backends::new`], connecting to TCP addresses with TLS when `tls` is given.
+    /// As [`Backends::new`], connecting to TCP addresses (by IP, or by host name resolved at
+    /// each connect) with TLS when `tls` is given.
     pub fn with_tls(specs: &[BackendSpec], tls: Option<&ClientTls>) -> Self {
         let by_name = specs
             .iter()

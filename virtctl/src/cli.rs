@@ -23,7 +23,8 @@ use crate::output::Format;
 )]
 pub struct Cli {
     /// Server address: unix:/path.sock, http://host:port, host:port, or https://host:port
-    /// (TLS; needs --tls-ca) [env: VIRTPLANE_SERVER]
+    /// (TLS; needs --tls-ca); host is a DNS name or an IP address ([v6] in brackets)
+    /// [env: VIRTPLANE_SERVER]
     #[arg(
         long,
         global = true,
@@ -51,6 +52,37 @@ pub struct Cli {
         help_heading = "Global options"
     )]
     pub tls_ca: Option<std::path::PathBuf>,
+
+    /// PEM certificate (chain, leaf first) presented to an https:// server that asks for
+    /// client certificates; with --tls-key [env: VIRTPLANE_TLS_CERT]
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILE",
+        help_heading = "Global options"
+    )]
+    pub tls_cert: Option<std::path::PathBuf>,
+
+    /// PEM private key of --tls-cert [env: VIRTPLANE_TLS_KEY]
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILE",
+        help_heading = "Global options"
+    )]
+    pub tls_key: Option<std::path::PathBuf>,
+
+    /// The node a call is for, when the gateway serves many: where `define`/`create` put a
+    /// new object, and which node answers per-node commands (`nodeinfo`, `event`, ...).
+    /// Calls naming an object find its node without it [env: VIRTPLANE_NODE]
+    #[arg(
+        long,
+        global = true,
+        value_name = "NAME",
+        env = "VIRTPLANE_NODE",
+        help_heading = "Global options"
+    )]
+    pub node: Option<String>,
 
     /// Output format
     #[arg(

@@ -1,13 +1,16 @@
 //! Where virtctl finds its server, token and output format.
 //!
 //! Precedence, highest first: command-line flag, environment (`VIRTPLANE_SERVER`,
-//! `VIRTPLANE_TOKEN`, `VIRTPLANE_TLS_CA`), config file. The config file is `$VIRTCTL_CONFIG`, else
+//! `VIRTPLANE_TOKEN`, `VIRTPLANE_TLS_CA`, `VIRTPLANE_TLS_CERT`, `VIRTPLANE_TLS_KEY`), config
+//! file. The config file is `$VIRTCTL_CONFIG`, else
 //! `$XDG_CONFIG_HOME/virtctl/config.yaml`, else `~/.config/virtctl/config.yaml`:
 //!
 //! ```yaml
 //! server: unix:/run/virtplane/gateway.sock
 //! token: 3f9c…
 //! tls_ca: /etc/virtplane/ca.pem   # for server: https://HOST:PORT
+//! tls_cert: /etc/virtplane/me.crt # for a gateway that asks for client certificates
+//! tls_key: /etc/virtplane/me.key
 //! output: table
 //! ```
 //!
@@ -34,6 +37,8 @@ pub struct FileConfig {
     pub server: Option<String>,
     pub token: Option<String>,
     pub tls_ca: Option<PathBuf>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
     pub output: Option<Format>,
 }
 
@@ -43,6 +48,8 @@ pub struct Flags {
     pub server: Option<String>,
     pub token: Option<String>,
     pub tls_ca: Option<PathBuf>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
     pub output: Option<Format>,
 }
 
@@ -52,6 +59,8 @@ pub struct Env {
     pub server: Option<String>,
     pub token: Option<String>,
     pub tls_ca: Option<PathBuf>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
     pub config_path: Option<PathBuf>,
     pub xdg_config_home: Option<PathBuf>,
     pub home: Option<PathBuf>,
@@ -68,6 +77,8 @@ impl Env {
             server: std::env::var("VIRTPLANE_SERVER").ok(),
             token: std::env::var("VIRTPLANE_TOKEN").ok(),
             tls_ca: path("VIRTPLANE_TLS_CA"),
+            tls_cert: path("VIRTPLANE_TLS_CERT"),
+            tls_key: path("VIRTPLANE_TLS_KEY"),
             config_path: path("VIRTCTL_CONFIG"),
             xdg_config_home: path("XDG_CONFIG_HOME"),
             home: path("HOME"),
@@ -97,6 +108,9 @@ pub struct Settings {
     pub token: Option<String>,
     /// The CA bundle that verifies an `https://` server.
     pub tls_ca: Option<PathBuf>,
+    /// The client certificate and key presented to an `https://` server that asks for one.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
     pub output: Format,
 }
 
@@ -152,16 +166,23 @@ pub fn resolve(flags: &Flags, env: &Env, file: &FileConfig) -> Settings {
         .next()
         .map(|t| t.trim().to_string())
         .filter(|t| !t.is_empty());
-    let tls_ca = [&flags.tls_ca, &env.tls_ca, &file.tls_ca]
-        .into_iter()
-        .flatten()
-        .find(|p| !p.as_os_str().is_empty())
-        .cloned();
+    let first_path = |sources: [&Option<PathBuf>; 3]| {
+        sources
+            .into_iter()
+            .flatten()
+            .find(|p| !p.as_os_str().is_empty())
+            .cloned()
+    };
+    let tls_ca = first_path([&flags.tls_ca, &env.tls_ca, &file.tls_ca]);
+    let tls_cert = first_path([&flags.tls_cert, &env.tls_cert, &file.tls_cert]);
+    let tls_key = first_path([&flags.tls_key, &env.tls_key, &file.tls_key]);
     let output = flags.output.or(file.output).unwrap_or_default();
     Settings {
         server,
         token,
         tls_ca,
+        tls_cert,
+        tls_key,
         output,
     }
 }
@@ -180,36 +201,48 @@ mod tests {
             server: s("unix:/file.sock"),
             token: s("filetoken"),
             tls_ca: Some("/file/ca.pem".into()),
+            tls_cert: Some("/file/me.crt".into()),
+            tls_key: Some("/file/me.key".into()),
             output: Some(Format::Yaml),
         };
         let env = Env {
             server: s("unix:/env.sock"),
             token: s("envtoken"),
             tls_ca: Some("/env/ca.pem".into()),
+            tls_cert: Some("/env/me.crt".into()),
+            tls_key: Some("/env/me.key".into()),
             ..Env::default()
         };
         let flags = Flags {
             server: s("unix:/flag.sock"),
             token: s("flagtoken"),
             tls_ca: Some("/flag/ca.pem".into()),
+            tls_cert: Some("/flag/me.crt".into()),
+            tls_key: Some("/flag/me.key".into()),
             output: Some(Format::Json),
         };
         let got = resolve(&flags, &env, &file);
         assert_eq!(got.server.as_deref(), Some("unix:/flag.sock"));
         assert_eq!(got.token.as_deref(), Some("flagtoken"));
         assert_eq!(got.tls_ca.as_deref(), Some(Path::new("/flag/ca.pem")));
+        assert_eq!(got.tls_cert.as_deref(), Some(Path::new("/flag/me.crt")));
+        assert_eq!(got.tls_key.as_deref(), Some(Path::new("/flag/me.key")));
         assert_eq!(got.output, Format::Json);
 
         let got = resolve(&Flags::default(), &env, &file);
         assert_eq!(got.server.as_deref(), Some("unix:/env.sock"));
         assert_eq!(got.token.as_deref(), Some("envtoken"));
         assert_eq!(got.tls_ca.as_deref(), Some(Path::new("/env/ca.pem")));
+        assert_eq!(got.tls_cert.as_deref(), Some(Path::new("/env/me.crt")));
+        assert_eq!(got.tls_key.as_deref(), Some(Path::new("/env/me.key")));
         assert_eq!(got.output, Format::Yaml);
 
         let got = resolve(&Flags::default(), &Env::default(), &file);
         assert_eq!(got.server.as_deref(), Some("unix:/file.sock"));
         assert_eq!(got.token.as_deref(), Some("filetoken"));
         assert_eq!(got.tls_ca.as_deref(), Some(Path::new("/file/ca.pem")));
+        assert_eq!(got.tls_cert.as_deref(), Some(Path::new("/file/me.crt")));
+        assert_eq!(got.tls_key.as_deref(), Some(Path::new("/file/me.key")));
     }
 
     #[test]

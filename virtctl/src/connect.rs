@@ -3,19 +3,21 @@
 //! Addresses: `unix:/abs/path.sock` or `unix:rel/path.sock` (a unix socket, the default of
 //! `deploy/local`), `http://host:port`, bare `host:port`, or `https://host:port` (TLS: the
 //! gateway's certificate is verified against the `--tls-ca` bundle, for the host named in
-//! the address, which may be an IP address).
+//! the address, which may be an IP address). The host may be a DNS name (a Kubernetes
+//! Service name, say): it is resolved when the connection is made. A gateway that asks for
+//! client certificates gets `--tls-cert` and `--tls-key`.
 //!
 //! A connection failure is reported as "cannot reach server ADDR: cause", naming the address
 //! the user gave, not as a bare UNAVAILABLE.
 
 use std::future::Future;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use tonic::{Request, Response, Status};
 use virtplane_proto::v1::console_service_client::ConsoleServiceClient;
 use virtplane_proto::v1::domain_service_client::DomainServiceClient;
@@ -27,6 +29,7 @@ use virtplane_proto::v1::qemu_service_client::QemuServiceClient;
 use virtplane_proto::v1::storage_service_client::StorageServiceClient;
 
 use crate::error::{Error, root_cause};
+use crate::tls_probe::TlsProbe;
 
 /// Largest message virtctl accepts: domain XML is capped at 1 MiB by the services, but a
 /// list of many thousand domains can exceed tonic's 4 MiB default.
@@ -36,7 +39,16 @@ const MAX_MESSAGE: usize = 64 * 1024 * 1024;
 #[derive(Clone, Debug, Default)]
 pub struct Auth {
     header: Option<MetadataValue<Ascii>>,
+    /// `--node`: the `virtplane-node` header, which a gateway serving many nodes routes by.
+    node: Option<MetadataValue<Ascii>>,
 }
+
+/// The request header naming the node a call is for (`--node`).
+pub const NODE_HEADER: &str = "virtplane-node";
+
+/// The response header in which a gateway serving many nodes names those that did not answer
+/// a list.
+pub const UNREACHABLE_NODES_HEADER: &str = "virtplane-unreachable-nodes";
 
 impl Auth {
     pub fn new(token: Option<&str>) -> Result<Self, Error> {
@@ -50,7 +62,24 @@ impl Auth {
                 Some(v)
             }
         };
-        Ok(Auth { header })
+        Ok(Auth { header, node: None })
+    }
+
+    /// Sends `--node NAME` with every call.
+    pub fn on_node(mut self, node: Option<&str>) -> Result<Self, Error> {
+        self.node = match node {
+            None => None,
+            Some(name) => {
+                let valid = !name.is_empty()
+                    && name.len() <= 253
+                    && name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+                let value = name.parse().ok().filter(|_| valid);
+                Some(value.ok_or_else(|| Error::BadNode(name.to_owned()))?)
+            }
+        };
+        Ok(self)
     }
 }
 
@@ -58,6 +87,9 @@ impl Interceptor for Auth {
     fn call(&mut self, mut req: Request<()>) -> Result<Request<()>, Status> {
         if let Some(h) = &self.header {
             req.metadata_mut().insert("authorization", h.clone());
+        }
+        if let Some(node) = &self.node {
+            req.metadata_mut().insert(NODE_HEADER, node.clone());
         }
         Ok(req)
     }
@@ -74,6 +106,18 @@ pub struct Conn {
     pub server: String,
     /// Deadline of each unary call.
     pub timeout: Duration,
+    /// For an `https://` server: asks it why it refuses TLS, when a call could not say.
+    probe: Option<TlsProbe>,
+}
+
+/// The TLS files of an `https://` server: the CA bundle that verifies it (`--tls-ca`) and
+/// the client certificate and key to present when it asks for one (`--tls-cert`,
+/// `--tls-key`). Unused, and not read, for other addresses.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TlsFiles<'a> {
+    pub ca: Option<&'a Path>,
+    pub cert: Option<&'a Path>,
+    pub key: Option<&'a Path>,
 }
 
 /// Parsed form of a server address.
@@ -120,55 +164,89 @@ pub fn parse_address(addr: &str) -> Result<Address, Error> {
     Ok(Address::Http(url))
 }
 
+/// The host named in a TCP server address (a DNS name or an IP address), for messages.
+pub fn host_of(server: &str) -> Option<String> {
+    match parse_address(server).ok()? {
+        Address::Unix(_) => None,
+        Address::Http(url) | Address::Https(url) => url
+            .parse::<tonic::codegen::http::Uri>()
+            .ok()?
+            .host()
+            .map(str::to_owned),
+    }
+}
+
 impl Conn {
     /// Prepares the connection to `server`, sending `token` on every call; an `https://`
-    /// server is verified against the CA bundle `tls_ca` (required for it, unused otherwise).
+    /// server is verified against the CA bundle `tls.ca` (required for it, unused otherwise)
+    /// and is shown the client certificate `tls.cert` with its key `tls.key` when given.
     ///
     /// The connection itself is made by the first call (a missing socket or refused port
     /// then comes back as UNAVAILABLE with the cause attached, which [`Error::from_status`]
     /// turns into "cannot reach server …"), so a command can first check its own inputs,
     /// such as the XML file of `define`, and report those before any network problem.
     /// Must be called inside the tokio runtime (the channel spawns its worker task).
+    #[cfg(test)]
     pub fn new(
         server: &str,
         token: Option<&str>,
-        tls_ca: Option<&Path>,
+        tls: TlsFiles<'_>,
         timeout: Duration,
     ) -> Result<Self, Error> {
-        let auth = Auth::new(token)?;
+        Self::on_node(server, token, tls, timeout, None)
+    }
+
+    /// As [`Conn::new`], every call naming the node `node` (`--node`) to a gateway that
+    /// serves many.
+    pub fn on_node(
+        server: &str,
+        token: Option<&str>,
+        tls: TlsFiles<'_>,
+        timeout: Duration,
+        node: Option<&str>,
+    ) -> Result<Self, Error> {
+        let auth = Auth::new(token)?.on_node(node)?;
         let bad = |e: tonic::transport::Error| Error::BadServer {
             addr: server.to_string(),
             why: root_cause(&e),
         };
-        let endpoint = match parse_address(server)? {
-            Address::Unix(path) => Endpoint::from_shared(format!("unix:{path}")).map_err(bad)?,
-            Address::Http(url) => Endpoint::from_shared(url).map_err(bad)?,
-            Address::Https(url) => {
-                let ca = tls_ca.ok_or_else(|| Error::BadServer {
-                    addr: server.to_string(),
-                    why: "https:// needs the CA that signed the server's certificate: give \
-                          --tls-ca FILE or set VIRTPLANE_TLS_CA"
-                        .into(),
-                })?;
-                let tls = ClientTlsConfig::new().ca_certificate(read_ca(ca)?);
-                Endpoint::from_shared(url)
-                    .and_then(|endpoint| endpoint.tls_config(tls))
-                    .map_err(|e| Error::TlsCa {
-                        path: ca.to_path_buf(),
-                        why: root_cause(&e),
-                    })?
-            }
-        }
-        .connect_timeout(timeout)
-        // Bulk streams (vol-upload, vol-download): big frames and windows, as the servers use.
-        .max_frame_size(1 << 20)
-        .initial_stream_window_size(8 << 20)
-        .initial_connection_window_size(16 << 20);
+        let (endpoint, probe) = match parse_address(server)? {
+            Address::Unix(path) => (
+                Endpoint::from_shared(format!("unix:{path}")).map_err(bad)?,
+                None,
+            ),
+            Address::Http(url) => (Endpoint::from_shared(url).map_err(bad)?, None),
+            Address::Https(url) => https_endpoint(server, url, tls)?,
+        };
+        let endpoint = endpoint
+            .connect_timeout(timeout)
+            // Bulk streams (vol-upload, vol-download): big frames and windows, as the servers use.
+            .max_frame_size(1 << 20)
+            .initial_stream_window_size(8 << 20)
+            .initial_connection_window_size(16 << 20);
         Ok(Conn {
             channel: InterceptedService::new(endpoint.connect_lazy(), auth),
             server: server.to_string(),
             timeout,
+            probe,
         })
+    }
+
+    /// `error`, with the server's reason when it is an `https://` server that could not be
+    /// reached and the call's own error did not say why (see [`crate::tls_probe`]).
+    pub async fn explain(&self, error: Error) -> Error {
+        match (error, &self.probe) {
+            (Error::Unreachable { server, detail }, Some(probe))
+                if !detail.starts_with("TLS failed") =>
+            {
+                let detail = match probe.refusal().await {
+                    Some(tls) => crate::error::tls_detail(&tls),
+                    None => detail,
+                };
+                Error::Unreachable { server, detail }
+            }
+            (error, _) => error,
+        }
     }
 
     pub fn domains(&self) -> DomainServiceClient<AuthChannel> {
@@ -241,14 +319,76 @@ impl Conn {
                 secs: self.timeout.as_secs(),
             }),
             Ok(Err(status)) => Err(Error::from_status(status, &self.server)),
-            Ok(Ok(resp)) => Ok(resp.into_inner()),
+            Ok(Ok(resp)) => {
+                warn_of_unreachable_nodes(resp.metadata());
+                Ok(resp.into_inner())
+            }
         }
+    }
+}
+
+/// The endpoint of an `https://` server, with its CA bundle and, when given, the client
+/// certificate; and the probe that asks the server why it refuses (see [`crate::tls_probe`]).
+fn https_endpoint(
+    server: &str,
+    url: String,
+    tls: TlsFiles<'_>,
+) -> Result<(Endpoint, Option<TlsProbe>), Error> {
+    let ca = tls.ca.ok_or_else(|| Error::BadServer {
+        addr: server.to_string(),
+        why: "https:// needs the CA that signed the server's certificate: give --tls-ca FILE \
+              or set VIRTPLANE_TLS_CA"
+            .into(),
+    })?;
+    let ca_pem = read_ca(ca)?;
+    let config = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(&ca_pem));
+    let endpoint = Endpoint::from_shared(url).map_err(|e| Error::BadServer {
+        addr: server.to_string(),
+        why: root_cause(&e),
+    })?;
+    // The CA alone first, so that a failure is blamed on the right file.
+    let with_ca = endpoint
+        .clone()
+        .tls_config(config.clone())
+        .map_err(|e| Error::TlsCa {
+            path: ca.to_path_buf(),
+            why: root_cause(&e),
+        })?;
+    let identity = read_identity(tls)?;
+    let uri = endpoint.uri();
+    let probe = uri.host().zip(uri.port_u16()).and_then(|(host, port)| {
+        let pems = identity.as_ref().map(|i| (&i.cert_pem[..], &i.key_pem[..]));
+        TlsProbe::new(host, port, &ca_pem, pems)
+    });
+    let endpoint = match identity {
+        None => with_ca,
+        Some(files) => endpoint
+            .tls_config(config.identity(Identity::from_pem(&files.cert_pem, &files.key_pem)))
+            .map_err(|e| Error::TlsIdentity {
+                cert: files.cert.to_path_buf(),
+                key: files.key.to_path_buf(),
+                why: root_cause(&e),
+            })?,
+    };
+    Ok((endpoint, probe))
+}
+
+/// A list from a gateway serving many nodes, some of which did not answer: their objects are
+/// shown as last seen, marked unreachable (or not at all, if the gateway never saw them).
+fn warn_of_unreachable_nodes(metadata: &tonic::metadata::MetadataMap) {
+    if let Some(nodes) = metadata
+        .get(UNREACHABLE_NODES_HEADER)
+        .and_then(|v| v.to_str().ok())
+    {
+        eprintln!(
+            "warning: node(s) {nodes} did not answer: their objects are listed as last seen, marked unreachable"
+        );
     }
 }
 
 /// The `--tls-ca` bundle, which must hold at least one PEM certificate (tonic would take a
 /// file without one and fail every handshake later).
-fn read_ca(path: &Path) -> Result<Certificate, Error> {
+fn read_ca(path: &Path) -> Result<Vec<u8>, Error> {
     let pem = std::fs::read(path).map_err(|e| Error::TlsCa {
         path: path.to_path_buf(),
         why: e.to_string(),
@@ -260,12 +400,98 @@ fn read_ca(path: &Path) -> Result<Certificate, Error> {
             why: "no PEM certificate in it (expected '-----BEGIN CERTIFICATE-----')".into(),
         });
     }
-    Ok(Certificate::from_pem(pem))
+    Ok(pem)
+}
+
+/// The client certificate and key files, read.
+struct IdentityFiles<'a> {
+    cert: &'a Path,
+    key: &'a Path,
+    cert_pem: Vec<u8>,
+    key_pem: Vec<u8>,
+}
+
+/// The client certificate and key (`--tls-cert`, `--tls-key`), both or neither; each file
+/// must hold the PEM block it is for.
+fn read_identity(tls: TlsFiles<'_>) -> Result<Option<IdentityFiles<'_>>, Error> {
+    let (cert, key) = match (tls.cert, tls.key) {
+        (None, None) => return Ok(None),
+        (Some(cert), Some(key)) => (cert, key),
+        (Some(_), None) => {
+            return Err(Error::TlsPair {
+                given: "--tls-cert",
+                missing: "--tls-key",
+            });
+        }
+        (None, Some(_)) => {
+            return Err(Error::TlsPair {
+                given: "--tls-key",
+                missing: "--tls-cert",
+            });
+        }
+    };
+    let cert_pem = read_pem(
+        "--tls-cert",
+        cert,
+        "CERTIFICATE-----",
+        "'-----BEGIN CERTIFICATE-----'",
+    )?;
+    let key_pem = read_pem(
+        "--tls-key",
+        key,
+        "PRIVATE KEY-----",
+        "a PEM private key, e.g. '-----BEGIN PRIVATE KEY-----'",
+    )?;
+    Ok(Some(IdentityFiles {
+        cert,
+        key,
+        cert_pem,
+        key_pem,
+    }))
+}
+
+/// A PEM file that must hold a block whose BEGIN line ends with `marker`.
+fn read_pem(
+    flag: &'static str,
+    path: &Path,
+    marker: &str,
+    expected: &str,
+) -> Result<Vec<u8>, Error> {
+    let file = |why: String| Error::TlsFile {
+        flag,
+        path: PathBuf::from(path),
+        why,
+    };
+    let pem = std::fs::read(path).map_err(|e| file(e.to_string()))?;
+    let found = String::from_utf8_lossy(&pem)
+        .lines()
+        .any(|line| line.starts_with("-----BEGIN ") && line.trim_end().ends_with(marker));
+    if !found {
+        return Err(file(format!("no PEM block in it (expected {expected})")));
+    }
+    Ok(pem)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn node_names_go_in_a_header_and_bad_ones_are_refused() {
+        let mut auth = Auth::new(Some("t"))
+            .unwrap()
+            .on_node(Some("node-a"))
+            .unwrap();
+        let request = auth.call(Request::new(())).unwrap();
+        assert_eq!(request.metadata().get(NODE_HEADER).unwrap(), "node-a");
+        let mut auth = Auth::new(None).unwrap();
+        let request = auth.call(Request::new(())).unwrap();
+        assert!(request.metadata().get(NODE_HEADER).is_none());
+        for bad in ["", "a b", "ünïcode", "x/y"] {
+            let err = Auth::new(None).unwrap().on_node(Some(bad)).unwrap_err();
+            assert!(err.to_string().contains(&format!("'{bad}'")), "{err}");
+        }
+    }
 
     #[test]
     fn addresses() {
@@ -308,11 +534,17 @@ mod tests {
         let _guard = rt.enter();
         let timeout = Duration::from_secs(2);
         let server = "https://127.0.0.1:7443";
-        let err = Conn::new(server, None, None, timeout).err().unwrap();
+        let ca = |path| TlsFiles {
+            ca: Some(path),
+            ..TlsFiles::default()
+        };
+        let err = Conn::new(server, None, TlsFiles::default(), timeout)
+            .err()
+            .unwrap();
         assert!(err.to_string().contains("--tls-ca"), "{err}");
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("absent.pem");
-        let err = Conn::new(server, None, Some(&missing), timeout)
+        let err = Conn::new(server, None, ca(&missing), timeout)
             .err()
             .unwrap()
             .to_string();
@@ -320,13 +552,107 @@ mod tests {
         assert!(err.contains("absent.pem"), "{err}");
         let junk = dir.path().join("junk.pem");
         std::fs::write(&junk, "not a certificate").unwrap();
-        let err = Conn::new(server, None, Some(&junk), timeout)
+        let err = Conn::new(server, None, ca(&junk), timeout)
             .err()
             .unwrap()
             .to_string();
         assert!(err.contains("no PEM certificate"), "{err}");
         // A CA is not needed, and not read, for a plain address.
-        assert!(Conn::new("http://127.0.0.1:7443", None, Some(&missing), timeout).is_ok());
+        assert!(Conn::new("http://127.0.0.1:7443", None, ca(&missing), timeout).is_ok());
+    }
+
+    #[test]
+    fn hosts_of_addresses() {
+        assert_eq!(
+            host_of("gw.virtplane.svc:7443").as_deref(),
+            Some("gw.virtplane.svc")
+        );
+        assert_eq!(host_of("https://[::1]:7443").as_deref(), Some("[::1]"));
+        assert_eq!(host_of("unix:/x.sock"), None);
+    }
+
+    #[test]
+    fn a_client_certificate_needs_its_key_and_pem_files() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let _guard = rt.enter();
+        let dir = tempfile::tempdir().unwrap();
+        let pem = |name: &str, block: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(
+                &path,
+                format!("-----BEGIN {block}-----\nAAAA\n-----END {block}-----\n"),
+            )
+            .unwrap();
+            path
+        };
+        let ca = pem("ca.pem", "CERTIFICATE");
+        let cert = pem("me.crt", "CERTIFICATE");
+        let key = pem("me.key", "PRIVATE KEY");
+        let timeout = Duration::from_secs(2);
+        let server = "https://gw.example:7443";
+        let files = |cert, key| TlsFiles {
+            ca: Some(&ca),
+            cert,
+            key,
+        };
+        let error = |tls| {
+            Conn::new(server, None, tls, timeout)
+                .err()
+                .unwrap()
+                .to_string()
+        };
+        let text = error(files(Some(&cert), None));
+        assert!(text.starts_with("--tls-cert needs --tls-key too"), "{text}");
+        let text = error(files(None, Some(&key)));
+        assert!(text.starts_with("--tls-key needs --tls-cert too"), "{text}");
+        // Each file must hold its own kind of block: the key is not a certificate.
+        let text = error(files(Some(&key), Some(&key)));
+        assert_eq!(
+            text,
+            format!(
+                "cannot use --tls-cert file {}: no PEM block in it (expected \
+                 '-----BEGIN CERTIFICATE-----')",
+                key.display()
+            )
+        );
+        let text = error(files(Some(&cert), Some(&cert)));
+        assert!(
+            text.starts_with(&format!(
+                "cannot use --tls-key file {}: no PEM block",
+                cert.display()
+            )),
+            "{text}"
+        );
+        // Blocks whose contents are not a certificate and a key: both files are named.
+        let text = error(files(Some(&cert), Some(&key)));
+        assert!(
+            text.starts_with(&format!(
+                "cannot use --tls-cert file {} with --tls-key file {}: ",
+                cert.display(),
+                key.display()
+            )),
+            "{text}"
+        );
+        let missing = dir.path().join("absent.key");
+        let text = error(files(Some(&cert), Some(&missing)));
+        assert!(
+            text.starts_with(&format!(
+                "cannot use --tls-key file {}: ",
+                missing.display()
+            )),
+            "{text}"
+        );
+        // Not read for a plain address.
+        let plain = Conn::new(
+            "http://gw.example:7070",
+            None,
+            files(Some(&missing), None),
+            timeout,
+        );
+        assert!(plain.is_ok());
     }
 
     #[test]
@@ -357,7 +683,8 @@ mod tests {
         let err = rt
             .block_on(async {
                 // The channel spawns its worker task, so it is made inside the runtime.
-                let conn = Conn::new(server, None, None, Duration::from_secs(2)).unwrap();
+                let conn =
+                    Conn::new(server, None, TlsFiles::default(), Duration::from_secs(2)).unwrap();
                 let mut host = conn.host();
                 let req = conn.request(virtplane_proto::v1::GetVersionRequest {});
                 conn.unary(host.get_version(req)).await

@@ -24,6 +24,37 @@ pub enum Error {
     #[error("cannot use --tls-ca file {}: {why}", path.display())]
     TlsCa { path: PathBuf, why: String },
 
+    /// The `--tls-cert` or `--tls-key` file cannot be used.
+    #[error("cannot use {flag} file {}: {why}", path.display())]
+    TlsFile {
+        flag: &'static str,
+        path: PathBuf,
+        why: String,
+    },
+
+    /// The client certificate and key do not make a TLS identity.
+    #[error(
+        "cannot use --tls-cert file {} with --tls-key file {}: {why}",
+        cert.display(),
+        key.display()
+    )]
+    TlsIdentity {
+        cert: PathBuf,
+        key: PathBuf,
+        why: String,
+    },
+
+    /// Half of the client certificate pair was given.
+    #[error(
+        "{given} needs {missing} too: a client certificate is presented with its key \
+         (flags, VIRTPLANE_TLS_CERT and VIRTPLANE_TLS_KEY, or tls_cert and tls_key in the \
+         config file)"
+    )]
+    TlsPair {
+        given: &'static str,
+        missing: &'static str,
+    },
+
     /// The config file exists but cannot be read.
     #[error("cannot read config file {}: {source}", path.display())]
     ConfigRead {
@@ -41,6 +72,12 @@ pub enum Error {
     /// The token cannot be sent as an HTTP/2 header value.
     #[error("the token cannot be sent: it contains characters not allowed in a header")]
     BadToken,
+
+    /// `--node` is not a node name a gateway could know.
+    #[error(
+        "invalid --node '{0}': a node name has letters, digits, '-', '_' and '.' (at most 253)"
+    )]
+    BadNode(String),
 
     /// The connection to the server could not be made (or was lost).
     #[error("cannot reach server {server}: {detail}")]
@@ -87,16 +124,24 @@ pub enum Error {
 impl Error {
     /// Turns a gRPC status into an error, keeping the server's message.
     ///
-    /// An UNAVAILABLE status that carries a source error was produced by the client's own
-    /// transport (connection refused, socket missing, connection dropped), not sent by the
-    /// server: then the message says which server could not be reached, as that is what the
-    /// user needs to fix.
+    /// A status that carries a source error was produced by the client's own transport
+    /// (connection refused, socket missing, connection dropped, TLS refused), not sent by the
+    /// server: UNAVAILABLE, or UNKNOWN / CANCELLED when the connection broke under a call.
+    /// Then the message says which server could not be reached, as that is what the user
+    /// needs to fix.
     pub fn from_status(status: tonic::Status, server: &str) -> Self {
         let code = status.code();
-        if code == tonic::Code::Unavailable && std::error::Error::source(&status).is_some() {
-            let detail = match tls_failure(&status) {
-                Some(tls) => format!("TLS failed: {tls}"),
-                None => root_cause(&status),
+        if from_transport(&status) {
+            let detail = match (tls_failure(&status), failed_resolution(&status)) {
+                (Some(tls), _) => tls_detail(&tls),
+                (None, true) => match crate::connect::host_of(server) {
+                    Some(host) => format!(
+                        "host name '{host}' could not be resolved: {}",
+                        root_cause(&status)
+                    ),
+                    None => root_cause(&status),
+                },
+                (None, false) => root_cause(&status),
             };
             return Error::Unreachable {
                 server: server.to_string(),
@@ -151,6 +196,44 @@ fn tls_failure(err: &(dyn std::error::Error + 'static)) -> Option<String> {
     None
 }
 
+/// Whether `status` was made by this side's transport, not sent by the server (a status
+/// read from the wire has no source).
+fn from_transport(status: &tonic::Status) -> bool {
+    let source = std::error::Error::source(status);
+    match status.code() {
+        tonic::Code::Unavailable => source.is_some(),
+        tonic::Code::Unknown | tonic::Code::Cancelled => {
+            source.is_some_and(|e| e.downcast_ref::<tonic::transport::Error>().is_some())
+        }
+        _ => false,
+    }
+}
+
+/// How a TLS failure reads, with what to do when the server wants a client certificate.
+pub fn tls_detail(tls: &str) -> String {
+    if tls.contains("CertificateRequired") {
+        format!(
+            "TLS failed: {tls} (the server asks for a client certificate: give --tls-cert and \
+             --tls-key)"
+        )
+    } else {
+        format!("TLS failed: {tls}")
+    }
+}
+
+/// Whether the connection failed resolving the server's host name (hyper's connector calls
+/// that failure "dns error"; the cause below it is the resolver's own words).
+fn failed_resolution(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(err);
+    while let Some(error) = cur {
+        if error.to_string() == "dns error" {
+            return true;
+        }
+        cur = error.source();
+    }
+    false
+}
+
 /// The innermost error of a chain, which is the one that says what actually happened
 /// ("No such file or directory (os error 2)" rather than "transport error").
 pub fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
@@ -199,6 +282,18 @@ mod tests {
         // An UNAVAILABLE the server sent (no source) keeps the server's message.
         let e = Error::from_status(tonic::Status::unavailable("guest agent not connected"), "x");
         assert_eq!(e.to_string(), "guest agent not connected");
+    }
+
+    #[test]
+    fn a_missing_client_certificate_is_named_as_such() {
+        let text = tls_detail("received fatal alert: CertificateRequired");
+        assert!(
+            text.starts_with("TLS failed: received fatal alert"),
+            "{text}"
+        );
+        assert!(text.ends_with("give --tls-cert and --tls-key)"), "{text}");
+        let text = tls_detail("received fatal alert: UnknownCA");
+        assert_eq!(text, "TLS failed: received fatal alert: UnknownCA");
     }
 
     #[test]

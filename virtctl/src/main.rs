@@ -8,8 +8,10 @@ mod commands;
 mod config;
 mod connect;
 mod error;
+mod fleet_view;
 mod output;
 mod size;
+mod tls_probe;
 mod view;
 
 use std::process::ExitCode;
@@ -57,6 +59,8 @@ fn run(cli: Cli) -> Result<(), Error> {
         server: cli.server.clone(),
         token: cli.token.clone(),
         tls_ca: cli.tls_ca.clone(),
+        tls_cert: cli.tls_cert.clone(),
+        tls_key: cli.tls_key.clone(),
         output: cli.output,
     };
     let settings = config::resolve(&flags, &env, &file);
@@ -69,18 +73,27 @@ fn run(cli: Cli) -> Result<(), Error> {
         .build()
         .map_err(|e| Error::Other(format!("cannot start the async runtime: {e}")))?;
     runtime.block_on(async {
-        let conn = connect::Conn::new(
+        let conn = connect::Conn::on_node(
             &server,
             settings.token.as_deref(),
-            settings.tls_ca.as_deref(),
+            connect::TlsFiles {
+                ca: settings.tls_ca.as_deref(),
+                cert: settings.tls_cert.as_deref(),
+                key: settings.tls_key.as_deref(),
+            },
             call_timeout,
+            cli.node.as_deref(),
         )?;
         let mut ctx = commands::Ctx {
             conn,
             out: Out::stdout(settings.output),
             timeout_flag: cli.timeout.map(Duration::from_secs),
         };
-        let result = commands::run(cli.command, &mut ctx).await;
+        let result = match commands::run(cli.command, &mut ctx).await {
+            // A refused TLS connection often cannot say why by itself: ask the server.
+            Err(error) => Err(ctx.conn.explain(error).await),
+            Ok(()) => Ok(()),
+        };
         // Flush what was printed even when the command failed half-way.
         let flushed = ctx.out.flush();
         result.and(flushed)

@@ -14,8 +14,8 @@ use crate::tls::{ServerTls, ServerTlsArgs, TlsError};
 /// The options every daemon takes besides its state dir and driver.
 #[derive(Debug, Clone, clap::Args)]
 pub struct DaemonArgs {
-    /// Where to listen: unix:/path/to.sock or host:port; repeatable.
-    /// Default: a unix socket in the run dir.
+    /// Where to listen: unix:/path/to.sock, IP:port or host:port (a host name is resolved
+    /// once, at start); repeatable. Default: a unix socket in the run dir.
     #[arg(long)]
     pub listen: Vec<ListenAddr>,
     /// Directory for runtime state (default: STATE_DIR/run).
@@ -76,7 +76,7 @@ impl DaemonArgs {
         } else {
             self.listen.clone()
         };
-        if let Some(tcp) = listen.iter().find(|a| matches!(a, ListenAddr::Tcp(_)))
+        if let Some(tcp) = listen.iter().find(|a| a.is_tcp())
             && !self.insecure_tcp
             && !self.tls.mutual()
         {
@@ -178,6 +178,19 @@ mod tests {
         // The files are read when the daemon starts, and a missing one is named.
         let error = cli.daemon.server_tls().unwrap_err().to_string();
         assert!(error.contains("--tls-cert file c.pem"), "{error}");
+    }
+
+    #[test]
+    fn a_host_name_listener_is_tcp_too() {
+        let cli = Cli::parse_from(["d", "--listen", "localhost:7000"]);
+        let error = cli
+            .daemon
+            .listen_addresses(Path::new("/run/x"), "s.sock")
+            .unwrap_err();
+        assert!(
+            error.starts_with("refusing to listen on localhost:7000: plain TCP"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 pub mod client;
 pub mod daemon;
+pub mod dial;
 pub mod events;
 pub mod http2;
 pub mod identity;

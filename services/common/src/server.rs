@@ -14,19 +14,51 @@ use tonic::service::Routes;
 use tonic::transport::Server;
 use tonic_health::server::HealthReporter;
 
+use crate::dial::TcpPeer;
 use crate::tls::ServerTls;
 
-/// Where a daemon listens: `unix:/path/to.sock` or `host:port` (optionally `tcp://host:port`).
+/// Where a daemon listens, or where a client connects: `unix:/path/to.sock`, `IP:port`,
+/// `[IPv6]:port` or `host:port` with a DNS name (each optionally after `tcp://`).
+///
+/// A client resolves a host name on every connect (see [`crate::dial`]); a listener resolves
+/// it once, when it binds, to the first of its addresses that can be bound.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ListenAddr {
     Unix(PathBuf),
     Tcp(SocketAddr),
+    /// A host name (a DNS name, not an IP address) and a port.
+    Host {
+        host: String,
+        port: u16,
+    },
+}
+
+impl ListenAddr {
+    /// Whether this is a TCP address (by IP or by host name).
+    pub fn is_tcp(&self) -> bool {
+        self.tcp_peer().is_some()
+    }
+
+    /// The TCP peer to dial, or `None` for a unix socket.
+    pub fn tcp_peer(&self) -> Option<TcpPeer> {
+        match self {
+            Self::Unix(_) => None,
+            Self::Tcp(socket) => Some(TcpPeer::Ip(*socket)),
+            Self::Host { host, port } => Some(TcpPeer::Host {
+                host: host.clone(),
+                port: *port,
+            }),
+        }
+    }
 }
 
 /// Why a listen address could not be parsed or served.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    #[error("invalid listen address '{0}': expected unix:/path/to.sock or host:port")]
+    #[error(
+        "invalid address '{0}': expected unix:/path/to.sock, IP:port, [IPv6]:port or \
+         host:port (a DNS name)"
+    )]
     BadAddress(String),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
@@ -61,9 +93,19 @@ impl FromStr for ListenAddr {
             .strip_prefix("tcp://")
             .or_else(|| text.strip_prefix("http://"))
             .unwrap_or(text);
-        bare.parse()
-            .map(Self::Tcp)
-            .map_err(|_| ServeError::BadAddress(text.into()))
+        if let Ok(socket) = bare.parse() {
+            return Ok(Self::Tcp(socket));
+        }
+        let (host, port) = bare
+            .rsplit_once(':')
+            .ok_or_else(|| ServeError::BadAddress(text.into()))?;
+        match port.parse() {
+            Ok(port) if crate::dial::is_host_name(host) => Ok(Self::Host {
+                host: host.to_owned(),
+                port,
+            }),
+            _ => Err(ServeError::BadAddress(text.into())),
+        }
     }
 }
 
@@ -72,6 +114,7 @@ impl fmt::Display for ListenAddr {
         match self {
             Self::Unix(path) => write!(f, "unix:{}", path.display()),
             Self::Tcp(addr) => write!(f, "{addr}"),
+            Self::Host { host, port } => write!(f, "{host}:{port}"),
         }
     }
 }
@@ -148,14 +191,11 @@ pub async fn serve_with_tls(
                             .serve_with_incoming_shutdown(incoming, until),
                     )
                 }
-                ListenAddr::Tcp(socket) => {
-                    let listener =
-                        tokio::net::TcpListener::bind(socket)
-                            .await
-                            .map_err(|source| ServeError::Listen {
-                                addr: label.clone(),
-                                source,
-                            })?;
+                ListenAddr::Tcp(_) | ListenAddr::Host { .. } => {
+                    let listener = bind_tcp(addr).await.map_err(|source| ServeError::Listen {
+                        addr: label.clone(),
+                        source,
+                    })?;
                     match tls {
                         // The TLS acceptor sets TCP_NODELAY on each connection itself.
                         Some(tls) => Box::pin(
@@ -176,8 +216,8 @@ pub async fn serve_with_tls(
                 }
             };
         servers.spawn(async move { (label, serving.await) });
-        match (addr, tls) {
-            (ListenAddr::Tcp(_), Some(tls)) => {
+        match tls {
+            Some(tls) if addr.is_tcp() => {
                 tracing::info!(address = %addr, mutual = tls.is_mutual(), "listening with TLS")
             }
             _ => tracing::info!(address = %addr, "listening"),
@@ -199,6 +239,29 @@ pub async fn serve_with_tls(
         }
     }
     first_error.map_or(Ok(()), Err)
+}
+
+/// Binds a TCP listener on `addr`: an IP address as given; a host name resolved now, on the
+/// first of its addresses that can be bound (resolution errors name the host).
+async fn bind_tcp(addr: &ListenAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let candidates = match addr.tcp_peer() {
+        Some(TcpPeer::Ip(socket)) => vec![socket],
+        Some(TcpPeer::Host { host, port }) => crate::dial::resolve(&host, port).await?,
+        None => return Err(std::io::Error::other("not a TCP address")),
+    };
+    let mut last_error = None;
+    for socket in candidates {
+        match tokio::net::TcpListener::bind(socket).await {
+            Ok(listener) => {
+                if matches!(addr, ListenAddr::Host { .. }) {
+                    tracing::debug!(address = %addr, %socket, "host name resolved for listening");
+                }
+                return Ok(listener);
+            }
+            Err(error) => last_error = Some(error),
+        }
+    }
+    Err(last_error.unwrap_or_else(|| std::io::Error::other("no address to bind")))
 }
 
 /// Binds a unix socket with `mode`, replacing a stale socket file but refusing to steal one
@@ -272,10 +335,75 @@ mod tests {
             "tcp://[::1]:7000".parse::<ListenAddr>().unwrap(),
             ListenAddr::Tcp("[::1]:7000".parse().unwrap())
         );
-        for bad in ["unix:", "nonsense", "127.0.0.1"] {
-            let err = bad.parse::<ListenAddr>().unwrap_err();
-            assert!(err.to_string().contains(bad), "{err}");
+        assert_eq!(
+            "virtplane-node.virtplane.svc.cluster.local:7101"
+                .parse::<ListenAddr>()
+                .unwrap(),
+            ListenAddr::Host {
+                host: "virtplane-node.virtplane.svc.cluster.local".into(),
+                port: 7101
+            }
+        );
+        assert_eq!(
+            "tcp://localhost:7000".parse::<ListenAddr>().unwrap(),
+            ListenAddr::Host {
+                host: "localhost".into(),
+                port: 7000
+            }
+        );
+        for bad in [
+            "unix:",
+            "nonsense",
+            "127.0.0.1",
+            "localhost:",
+            "localhost:70000",
+            "localhost:x",
+            "::1:7000",
+            "[::1]",
+            "1.2.3.4.5:80",
+            "bad name:80",
+            ":80",
+        ] {
+            let err = bad.parse::<ListenAddr>().unwrap_err().to_string();
+            assert_eq!(
+                err,
+                format!(
+                    "invalid address '{bad}': expected unix:/path/to.sock, IP:port, \
+                     [IPv6]:port or host:port (a DNS name)"
+                )
+            );
         }
+    }
+
+    #[test]
+    fn addresses_print_as_they_parse() {
+        for text in [
+            "unix:/run/x.sock",
+            "127.0.0.1:7000",
+            "[::1]:7000",
+            "node1.example:7101",
+        ] {
+            let addr: ListenAddr = text.parse().unwrap();
+            assert_eq!(addr.to_string(), text);
+            assert_eq!(addr.is_tcp(), !text.starts_with("unix:"));
+        }
+    }
+
+    #[tokio::test]
+    async fn listens_on_a_host_name_resolved_at_bind() {
+        let port = {
+            let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            probe.local_addr().unwrap().port()
+        };
+        let addr: ListenAddr = format!("localhost:{port}").parse().unwrap();
+        let listener = bind_tcp(&addr).await.unwrap();
+        assert!(listener.local_addr().unwrap().ip().is_loopback());
+        let addr: ListenAddr = "no-such-host.invalid:1".parse().unwrap();
+        let error = bind_tcp(&addr).await.unwrap_err().to_string();
+        assert!(
+            error.starts_with("host name 'no-such-host.invalid' could not be resolved"),
+            "{error}"
+        );
     }
 
     #[tokio::test]

@@ -71,9 +71,19 @@ impl TestCa {
 /// The health check through tonic's own TLS client (not virtplane's), so the server is
 /// checked against an independent implementation.
 async fn check_health(addr: SocketAddr, ca: &Path, identity: Option<&Leaf>) -> Result<i32, String> {
+    check_health_as(addr, &addr.ip().to_string(), ca, identity).await
+}
+
+/// As [`check_health`], checking the server's certificate for `name`.
+async fn check_health_as(
+    addr: SocketAddr,
+    name: &str,
+    ca: &Path,
+    identity: Option<&Leaf>,
+) -> Result<i32, String> {
     let mut tls = ClientTlsConfig::new()
         .ca_certificate(Certificate::from_pem(std::fs::read(ca).unwrap()))
-        .domain_name(addr.ip().to_string());
+        .domain_name(name);
     if let Some(leaf) = identity {
         tls = tls.identity(Identity::from_pem(
             std::fs::read(&leaf.cert).unwrap(),
@@ -167,6 +177,8 @@ fn virtctl(dir: &Path, args: &[&str]) -> Output {
         .env_remove("VIRTPLANE_SERVER")
         .env_remove("VIRTPLANE_TOKEN")
         .env_remove("VIRTPLANE_TLS_CA")
+        .env_remove("VIRTPLANE_TLS_CERT")
+        .env_remove("VIRTPLANE_TLS_KEY")
         .args(["--token", ADMIN_TOKEN, "--timeout", "10"])
         .args(args)
         .output()
@@ -332,6 +344,244 @@ async fn gateway_and_storage_service_over_mutual_tls() {
         )),
         "{message}"
     );
+}
+
+/// The names Kubernetes gives: virtctl reaches the gateway, and the gateway the storage
+/// service, by host name (`localhost` here), and each checks the other's certificate for that
+/// name (they carry no IP). The gateway asks for client certificates: virtctl without one is
+/// refused with a message saying what to give, and gets in with `--tls-cert` / `--tls-key`
+/// or their variables. A backend whose name does not resolve is reported by that name.
+#[test]
+fn virtctl_presents_a_client_certificate_and_everyone_connects_by_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let ca = TestCa::new(dir, "ca");
+    let storage_cert = ca.issue(dir, "virtplane-storaged", &["localhost"]);
+    let gateway_client = ca.issue(dir, "virtplane-gateway", &["gateway"]);
+    let gateway_server = ca.issue(dir, "gateway-server", &["localhost"]);
+    let user = ca.issue(dir, "virtctl-user", &["virtctl-user"]);
+    let hash = hex::encode(Sha256::digest(ADMIN_TOKEN.as_bytes()));
+    std::fs::write(dir.join("tokens"), format!("admin admin sha256:{hash}\n")).unwrap();
+
+    let storage = free_port();
+    let storaged = Command::new(binary("virtplane-storaged"))
+        .args(["--driver", "test", "--state-dir"])
+        .arg(dir.join("storage"))
+        .arg("--listen")
+        .arg(storage.to_string())
+        .arg("--tls-cert")
+        .arg(&storage_cert.cert)
+        .arg("--tls-key")
+        .arg(&storage_cert.key)
+        .arg("--tls-client-ca")
+        .arg(&ca.cert)
+        .stdout(log_file(dir, "storaged"))
+        .stderr(log_file(dir, "storaged"))
+        .spawn()
+        .expect("spawn virtplane-storaged");
+    let _storaged = KillOnDrop(storaged);
+    wait_for_port(storage, dir, "storaged");
+
+    let front = free_port();
+    let mut command = Command::new(binary("virtplane-gateway"));
+    command
+        .arg("--tokens")
+        .arg(dir.join("tokens"))
+        .arg("--backend")
+        .arg(format!("storage=localhost:{}", storage.port()))
+        .arg("--client-tls-ca")
+        .arg(&ca.cert)
+        .arg("--client-tls-cert")
+        .arg(&gateway_client.cert)
+        .arg("--client-tls-key")
+        .arg(&gateway_client.key)
+        .arg("--listen")
+        .arg(front.to_string())
+        .arg("--tls-cert")
+        .arg(&gateway_server.cert)
+        .arg("--tls-key")
+        .arg(&gateway_server.key)
+        .arg("--tls-client-ca")
+        .arg(&ca.cert)
+        .stdout(log_file(dir, "gateway"))
+        .stderr(log_file(dir, "gateway"));
+    let _gateway = KillOnDrop(command.spawn().expect("spawn virtplane-gateway"));
+    wait_for_port(front, dir, "gateway");
+
+    let server = format!("https://localhost:{}", front.port());
+    let ca_path = ca.cert.to_str().unwrap();
+    let base = ["--server", server.as_str(), "--tls-ca", ca_path];
+
+    // No client certificate: the gateway refuses at the handshake, and virtctl says what
+    // to give.
+    let out = virtctl(dir, &[&base[..], &["pool-list"]].concat());
+    assert!(!out.status.success());
+    let message = text(&out);
+    assert!(
+        message.contains(&format!("cannot reach server {server}: TLS failed: ")),
+        "{message}"
+    );
+    assert!(message.contains("CertificateRequired"), "{message}");
+    assert!(
+        message.contains("give --tls-cert and --tls-key"),
+        "{message}"
+    );
+
+    // With one, through to the storage service (reached by name, its certificate checked
+    // for that name).
+    let (cert, key) = (user.cert.to_str().unwrap(), user.key.to_str().unwrap());
+    let flags = ["--tls-cert", cert, "--tls-key", key];
+    let out = virtctl(dir, &[&base[..], &flags, &["pool-list"]].concat());
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("default"), "{}", text(&out));
+    let log = wait_for_log(dir, "gateway", &["subject=CN=virtctl-user"]);
+    assert!(log.contains("TLS client connected"), "{log}");
+
+    // The variables work as the flags do.
+    let out = Command::new(binary("virtctl"))
+        .env("VIRTCTL_CONFIG", dir.join("none.yaml"))
+        .env("VIRTPLANE_TLS_CA", &ca.cert)
+        .env("VIRTPLANE_TLS_CERT", &user.cert)
+        .env("VIRTPLANE_TLS_KEY", &user.key)
+        .args(["--server", &server, "--token", ADMIN_TOKEN, "pool-list"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+
+    // Half a pair is refused before anything is sent.
+    let out = virtctl(
+        dir,
+        &[&base[..], &["--tls-cert", cert, "pool-list"]].concat(),
+    );
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("--tls-cert needs --tls-key too"),
+        "{}",
+        text(&out)
+    );
+
+    // A gateway whose backend name does not resolve names it.
+    let socket = dir.join("lost-gateway.sock");
+    let lost = Command::new(binary("virtplane-gateway"))
+        .arg("--tokens")
+        .arg(dir.join("tokens"))
+        .args(["--backend", "storage=no-such-host.invalid:7103"])
+        .arg("--listen")
+        .arg(format!("unix:{}", socket.display()))
+        .stdout(log_file(dir, "lost-gateway"))
+        .stderr(log_file(dir, "lost-gateway"))
+        .spawn()
+        .expect("spawn the second gateway");
+    let _lost = KillOnDrop(lost);
+    wait_for_socket(&socket, dir, "lost-gateway");
+    let started = Instant::now();
+    let out = virtctl(
+        dir,
+        &[
+            "--server",
+            &format!("unix:{}", socket.display()),
+            "pool-list",
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        text(&out).contains(
+            "storage service unavailable at no-such-host.invalid:7103: host name \
+             'no-such-host.invalid' could not be resolved"
+        ),
+        "{}",
+        text(&out)
+    );
+
+    // virtctl's own server name that does not resolve.
+    let out = virtctl(dir, &["--server", "no-such-host.invalid:7070", "pool-list"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains(
+            "cannot reach server no-such-host.invalid:7070: host name \
+             'no-such-host.invalid' could not be resolved"
+        ),
+        "{}",
+        text(&out)
+    );
+}
+
+/// A renewed certificate, swapped in as Kubernetes swaps a mounted Secret (new directory,
+/// symlink renamed over the old), is presented after SIGHUP without a restart: the daemon
+/// keeps running and its log names the new certificate; new handshakes get it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daemon_presents_a_renewed_certificate_after_sighup() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let ca = TestCa::new(dir, "ca");
+    let client = ca.issue(dir, "virtplane-gateway", &["gateway"]);
+    let secret = dir.join("secret");
+    std::fs::create_dir(&secret).unwrap();
+    let publish = |version: &str, common_name: &str, names: &[&str]| {
+        let path = secret.join(version);
+        std::fs::create_dir(&path).unwrap();
+        let leaf = ca.issue(&path, common_name, names);
+        std::fs::rename(&leaf.cert, path.join("tls.crt")).unwrap();
+        std::fs::rename(&leaf.key, path.join("tls.key")).unwrap();
+        let staged = secret.join("..data_tmp");
+        std::os::unix::fs::symlink(version, &staged).unwrap();
+        std::fs::rename(&staged, secret.join("..data")).unwrap();
+    };
+    publish("..v1", "first", &["127.0.0.1"]);
+    std::os::unix::fs::symlink("..data/tls.crt", secret.join("tls.crt")).unwrap();
+    std::os::unix::fs::symlink("..data/tls.key", secret.join("tls.key")).unwrap();
+
+    let storage = free_port();
+    let storaged = Command::new(binary("virtplane-storaged"))
+        .args(["--driver", "test", "--state-dir"])
+        .arg(dir.join("storage"))
+        .arg("--listen")
+        .arg(storage.to_string())
+        .arg("--tls-cert")
+        .arg(secret.join("tls.crt"))
+        .arg("--tls-key")
+        .arg(secret.join("tls.key"))
+        .arg("--tls-client-ca")
+        .arg(&ca.cert)
+        .stdout(log_file(dir, "storaged"))
+        .stderr(log_file(dir, "storaged"))
+        .spawn()
+        .expect("spawn virtplane-storaged");
+    let mut storaged = KillOnDrop(storaged);
+    wait_for_port(storage, dir, "storaged");
+    let serving = tonic_health::pb::health_check_response::ServingStatus::Serving as i32;
+    assert_eq!(
+        check_health_as(storage, "127.0.0.1", &ca.cert, Some(&client)).await,
+        Ok(serving)
+    );
+
+    // Renewed for a name instead of the IP; SIGHUP asks the daemon to look at once.
+    publish("..v2", "renewed", &["localhost"]);
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(storaged.0.id()).unwrap());
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).unwrap();
+    wait_for_log(
+        dir,
+        "storaged",
+        &[
+            "TLS certificate reloaded",
+            "subject=CN=renewed san=DNS:localhost",
+        ],
+    );
+    assert!(
+        storaged.0.try_wait().unwrap().is_none(),
+        "SIGHUP stopped the daemon"
+    );
+    assert_eq!(
+        check_health_as(storage, "localhost", &ca.cert, Some(&client)).await,
+        Ok(serving)
+    );
+    let old_name = check_health_as(storage, "127.0.0.1", &ca.cert, Some(&client)).await;
+    assert!(old_name.is_err(), "{old_name:?}");
 }
 
 #[test]

@@ -59,7 +59,8 @@ pub struct ClientTlsArgs {
     #[arg(long, value_name = "FILE", requires = "client_tls_cert")]
     pub client_tls_key: Option<PathBuf>,
     /// The name the services' certificates must carry (DNS name or IP address). Default: the
-    /// IP address connected to, which then must be an IP SAN of the certificate.
+    /// host name of the service's address (a DNS SAN of the certificate), or its IP address
+    /// when it is given by IP (then an IP SAN).
     #[arg(long, value_name = "NAME", requires = "client_tls_ca")]
     pub client_tls_server_name: Option<String>,
 }

@@ -9,7 +9,6 @@
 //! a call broken in flight. Later I/O errors from TLS carry the same words.
 
 use std::io::ErrorKind;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -22,13 +21,22 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::pki_types::ServerName;
 use tokio_rustls::rustls::{self, ClientConfig};
 
+use super::reload::{ClientIdentity, Flags, ReloadingIdentity};
 use super::{TlsError, pem};
+use crate::dial::{TcpPeer, dial};
+
+/// The flags that name a client's certificate and key.
+const FLAGS: Flags = Flags {
+    cert: "--client-tls-cert",
+    key: "--client-tls-key",
+};
 
 /// Why a TLS connection failed, carried inside the `std::io::Error` the connection returns.
 #[derive(Debug, thiserror::Error)]
 #[error("TLS with {addr} failed{stage}: {reason}")]
 pub struct TlsFailure {
-    pub addr: SocketAddr,
+    /// The address as configured: `IP:port` or `host:port`.
+    pub addr: String,
     /// " in the handshake", or empty once connected.
     stage: &'static str,
     pub reason: String,
@@ -37,7 +45,7 @@ pub struct TlsFailure {
 impl TlsFailure {
     /// `error` wrapped as a TLS failure at `addr` when it is one (rustls's own error inside),
     /// else unchanged.
-    fn wrap(addr: SocketAddr, stage: &'static str, error: std::io::Error) -> std::io::Error {
+    fn wrap(addr: &str, stage: &'static str, error: std::io::Error) -> std::io::Error {
         let reason = match error
             .get_ref()
             .and_then(|e| e.downcast_ref::<rustls::Error>())
@@ -49,7 +57,7 @@ impl TlsFailure {
         std::io::Error::new(
             error.kind(),
             TlsFailure {
-                addr,
+                addr: addr.to_owned(),
                 stage,
                 reason,
             },
@@ -63,7 +71,9 @@ impl TlsFailure {
 #[derive(Clone)]
 pub struct ClientTls {
     connector: TlsConnector,
-    /// `--client-tls-server-name`; else the host of the address connected to.
+    /// The client certificate and key (mutual TLS), re-read when their files change.
+    identity: Option<Arc<ReloadingIdentity>>,
+    /// `--client-tls-server-name`; else the host name or IP address connected to.
     server_name: Option<ServerName<'static>>,
 }
 
@@ -77,7 +87,8 @@ impl std::fmt::Debug for ClientTls {
 
 impl ClientTls {
     /// Loads the CA bundle (`--client-tls-ca`) and, when given, the client's certificate
-    /// chain and key (`--client-tls-cert`, `--client-tls-key`).
+    /// chain and key (`--client-tls-cert`, `--client-tls-key`), which are re-read when their
+    /// files change (see [`super::reload`]) once connections are made.
     pub fn load(
         ca: &Path,
         identity: Option<(&Path, &Path)>,
@@ -91,21 +102,12 @@ impl ClientTls {
                 reason,
             })?
             .with_root_certificates(roots);
-        let mut config = match identity {
-            Some((cert, key)) => {
-                let chain = pem::certificates("--client-tls-cert", cert)?;
-                let private_key = pem::private_key("--client-tls-key", key)?;
-                builder
-                    .with_client_auth_cert(chain, private_key)
-                    .map_err(|reason| TlsError::Config {
-                        what: format!(
-                            "--client-tls-cert file {} and --client-tls-key file {} do not \
-                             make a TLS identity",
-                            cert.display(),
-                            key.display()
-                        ),
-                        reason,
-                    })?
+        let identity = identity
+            .map(|(cert, key)| ReloadingIdentity::load(FLAGS, cert, key))
+            .transpose()?;
+        let mut config = match &identity {
+            Some(identity) => {
+                builder.with_client_cert_resolver(Arc::new(ClientIdentity(identity.clone())))
             }
             None => builder.with_no_client_auth(),
         };
@@ -117,32 +119,57 @@ impl ClientTls {
             .transpose()?;
         Ok(Self {
             connector: TlsConnector::from(Arc::new(config)),
+            identity,
             server_name,
         })
     }
 
-    /// The name the server's certificate must carry: the configured one, else the address's
-    /// IP (so the certificate needs an IP SAN, or give `--client-tls-server-name`).
-    pub fn server_name(&self, addr: SocketAddr) -> ServerName<'static> {
-        self.server_name
-            .clone()
-            .unwrap_or_else(|| ServerName::IpAddress(addr.ip().into()))
+    /// Reads the client certificate and key files again now (as SIGHUP does); `Ok(true)`
+    /// when new connections now present a new certificate. `Ok(false)` without one.
+    pub fn reload(&self) -> Result<bool, TlsError> {
+        match &self.identity {
+            Some(identity) => identity.reload_if_changed(),
+            None => Ok(false),
+        }
     }
 
-    /// Connects to `addr` over TCP and completes the TLS handshake.
-    pub async fn connect(&self, addr: SocketAddr) -> std::io::Result<TlsConnection> {
-        let tcp = TcpStream::connect(addr).await?;
-        tcp.set_nodelay(true)?;
+    /// The name the server's certificate must carry: the configured one, else the host name
+    /// of the address (a DNS SAN), else its IP (an IP SAN). An error when a host name cannot
+    /// be a TLS server name (addresses parsed by [`crate::server::ListenAddr`] always can).
+    pub fn server_name(&self, peer: &TcpPeer) -> std::io::Result<ServerName<'static>> {
+        if let Some(name) = &self.server_name {
+            return Ok(name.clone());
+        }
+        match peer {
+            TcpPeer::Ip(socket) => Ok(ServerName::IpAddress(socket.ip().into())),
+            TcpPeer::Host { host, .. } => ServerName::try_from(host.clone()).map_err(|_| {
+                std::io::Error::new(
+                    ErrorKind::InvalidInput,
+                    format!("host name '{host}' cannot be a TLS server name"),
+                )
+            }),
+        }
+    }
+
+    /// Connects to `peer` over TCP (resolving a host name now) and completes the TLS
+    /// handshake.
+    pub async fn connect(&self, peer: &TcpPeer) -> std::io::Result<TlsConnection> {
+        if let Some(identity) = &self.identity {
+            identity.watch();
+        }
+        let server_name = self.server_name(peer)?;
+        let addr = peer.to_string();
+        let tcp = dial(peer).await?;
         let mut stream = self
             .connector
-            .connect(self.server_name(addr), tcp)
+            .connect(server_name, tcp)
             .await
-            .map_err(|error| TlsFailure::wrap(addr, " in the handshake", error))?;
+            .map_err(|error| TlsFailure::wrap(&addr, " in the handshake", error))?;
         let mut first = vec![0; 16 * 1024];
         let pending = match tokio::time::timeout(VERDICT_WAIT, stream.read(&mut first)).await {
             Ok(Ok(0)) => {
                 let failure = TlsFailure {
-                    addr,
+                    addr: addr.clone(),
                     stage: " in the handshake",
                     reason: "the server closed the connection".into(),
                 };
@@ -152,7 +179,7 @@ impl ClientTls {
                 first.truncate(read);
                 first
             }
-            Ok(Err(error)) => return Err(TlsFailure::wrap(addr, " in the handshake", error)),
+            Ok(Err(error)) => return Err(TlsFailure::wrap(&addr, " in the handshake", error)),
             // A server that speaks only when spoken to: nothing to wait for.
             Err(_) => Vec::new(),
         };
@@ -172,7 +199,8 @@ const VERDICT_WAIT: Duration = Duration::from_secs(1);
 #[derive(Debug)]
 pub struct TlsConnection {
     stream: tokio_rustls::client::TlsStream<TcpStream>,
-    addr: SocketAddr,
+    /// The address as configured, for error messages.
+    addr: String,
     /// What the server sent while [`ClientTls::connect`] waited, handed out first.
     pending: Vec<u8>,
     consumed: usize,
@@ -180,7 +208,7 @@ pub struct TlsConnection {
 
 impl TlsConnection {
     fn map<T>(&self, poll: Poll<std::io::Result<T>>) -> Poll<std::io::Result<T>> {
-        poll.map(|result| result.map_err(|error| TlsFailure::wrap(self.addr, "", error)))
+        poll.map(|result| result.map_err(|error| TlsFailure::wrap(&self.addr, "", error)))
     }
 }
 

@@ -15,11 +15,16 @@
 //! - [`server`]: the TLS acceptor and the stream of accepted connections.
 //! - [`client`]: the TLS connector, with failures that name the address and say TLS failed.
 //! - [`peer`]: a peer certificate's subject, for the logs.
+//! - [`reload`]: certificates and keys re-read when their files change (Kubernetes Secrets,
+//!   renewals) and on SIGHUP, for new connections; existing ones keep theirs.
 
 pub mod args;
 pub mod client;
 pub mod peer;
 pub mod pem;
+pub mod reload;
+#[cfg(test)]
+mod reload_tests;
 pub mod server;
 #[cfg(test)]
 mod test_pki;

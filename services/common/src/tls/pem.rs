@@ -9,7 +9,8 @@ use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use super::TlsError;
 
-fn read(flag: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
+/// The bytes of the file `flag` named.
+pub fn read(flag: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
     std::fs::read(path).map_err(|source| TlsError::Read {
         flag,
         path: path.to_path_buf(),
@@ -30,8 +31,16 @@ pub fn certificates(
     flag: &'static str,
     path: &Path,
 ) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let bytes = read(flag, path)?;
-    let certs = CertificateDer::pem_slice_iter(&bytes)
+    parse_certificates(flag, path, &read(flag, path)?)
+}
+
+/// As [`certificates`], from the file's bytes already read.
+pub fn parse_certificates(
+    flag: &'static str,
+    path: &Path,
+    bytes: &[u8],
+) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let certs = CertificateDer::pem_slice_iter(bytes)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|error| bad_pem(flag, path, &error))?;
     if certs.is_empty() {
@@ -45,8 +54,16 @@ pub fn certificates(
 
 /// The first private key in the file (PKCS#8, PKCS#1 or SEC1).
 pub fn private_key(flag: &'static str, path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
-    let bytes = read(flag, path)?;
-    PrivateKeyDer::from_pem_slice(&bytes).map_err(|error| match error {
+    parse_private_key(flag, path, &read(flag, path)?)
+}
+
+/// As [`private_key`], from the file's bytes already read.
+pub fn parse_private_key(
+    flag: &'static str,
+    path: &Path,
+    bytes: &[u8],
+) -> Result<PrivateKeyDer<'static>, TlsError> {
+    PrivateKeyDer::from_pem_slice(bytes).map_err(|error| match error {
         pem::Error::NoItemsFound => TlsError::NoKey {
             flag,
             path: path.to_path_buf(),

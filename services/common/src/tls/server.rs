@@ -16,7 +16,14 @@ use tokio_rustls::rustls::server::WebPkiClientVerifier;
 use tokio_rustls::rustls::{self, ServerConfig};
 use tokio_stream::wrappers::ReceiverStream;
 
+use super::reload::{Flags, ReloadingIdentity, ServerIdentity};
 use super::{TlsError, pem};
+
+/// The flags that name a listener's certificate and key.
+const FLAGS: Flags = Flags {
+    cert: "--tls-cert",
+    key: "--tls-key",
+};
 
 /// How long a client may take to complete the TLS handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -30,6 +37,8 @@ pub type ServerStream = tokio_rustls::server::TlsStream<TcpStream>;
 pub struct ServerTls {
     acceptor: TlsAcceptor,
     mutual: bool,
+    /// The certificate and key, re-read when their files change.
+    identity: Arc<ReloadingIdentity>,
 }
 
 impl std::fmt::Debug for ServerTls {
@@ -43,10 +52,19 @@ impl std::fmt::Debug for ServerTls {
 impl ServerTls {
     /// Loads the certificate chain and key (`--tls-cert`, `--tls-key`) and, when given, the
     /// client CA bundle (`--tls-client-ca`), and checks that they make a working config
-    /// (e.g. that the key belongs to the certificate).
+    /// (e.g. that the key belongs to the certificate). The certificate and key are re-read
+    /// when their files change (see [`super::reload`]) once the server accepts connections.
     pub fn load(cert: &Path, key: &Path, client_ca: Option<&Path>) -> Result<Self, TlsError> {
-        let chain = pem::certificates("--tls-cert", cert)?;
-        let private_key = pem::private_key("--tls-key", key)?;
+        let identity = ReloadingIdentity::load(FLAGS, cert, key)?;
+        Self::with_identity(identity, client_ca)
+    }
+
+    /// As [`ServerTls::load`], with the identity already loaded (tests choose its reload
+    /// interval).
+    pub fn with_identity(
+        identity: Arc<ReloadingIdentity>,
+        client_ca: Option<&Path>,
+    ) -> Result<Self, TlsError> {
         let builder = ServerConfig::builder_with_provider(super::provider())
             .with_safe_default_protocol_versions()
             .map_err(|reason| TlsError::Config {
@@ -67,21 +85,19 @@ impl ServerTls {
             }
             None => builder.with_no_client_auth(),
         };
-        let mut config = builder
-            .with_single_cert(chain, private_key)
-            .map_err(|reason| TlsError::Config {
-                what: format!(
-                    "--tls-cert file {} and --tls-key file {} do not make a TLS identity",
-                    cert.display(),
-                    key.display()
-                ),
-                reason,
-            })?;
+        let mut config = builder.with_cert_resolver(Arc::new(ServerIdentity(identity.clone())));
         config.alpn_protocols = vec![super::ALPN_H2.to_vec()];
         Ok(Self {
             acceptor: TlsAcceptor::from(Arc::new(config)),
             mutual: client_ca.is_some(),
+            identity,
         })
+    }
+
+    /// Reads the certificate and key files again now (as SIGHUP does); `Ok(true)` when new
+    /// handshakes now present a new certificate.
+    pub fn reload(&self) -> Result<bool, TlsError> {
+        self.identity.reload_if_changed()
     }
 
     /// Whether clients must present a certificate from the client CA bundle.
@@ -90,11 +106,13 @@ impl ServerTls {
     }
 
     /// The connections accepted on `listener` that completed the handshake. Accepting stops
-    /// (and the listener closes) when the returned stream is dropped.
+    /// (and the listener closes) when the returned stream is dropped. Starts watching the
+    /// certificate files (once per configuration).
     pub fn incoming(
         &self,
         listener: TcpListener,
     ) -> ReceiverStream<Result<ServerStream, std::io::Error>> {
+        self.identity.watch();
         let (sender, receiver) = tokio::sync::mpsc::channel(64);
         let acceptor = self.acceptor.clone();
         tokio::spawn(async move {

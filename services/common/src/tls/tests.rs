@@ -19,7 +19,7 @@ fn free_port() -> SocketAddr {
 }
 
 /// Serves health with `tls` until the returned sender is dropped.
-async fn serve(tls: ServerTls) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
+pub(super) async fn serve(tls: ServerTls) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
     let addr = free_port();
     let (routes, _reporter) = standard_routes(&[]).await.unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -42,7 +42,11 @@ async fn serve(tls: ServerTls) -> (SocketAddr, tokio::sync::oneshot::Sender<()>)
 }
 
 async fn check(addr: SocketAddr, tls: &ClientTls) -> Result<i32, tonic::Status> {
-    let channel = connect_channel_tls(&ListenAddr::Tcp(addr), Some(tls));
+    check_at(&ListenAddr::Tcp(addr), tls).await
+}
+
+async fn check_at(addr: &ListenAddr, tls: &ClientTls) -> Result<i32, tonic::Status> {
+    let channel = connect_channel_tls(addr, Some(tls));
     let response = HealthClient::new(channel)
         .check(HealthCheckRequest::default())
         .await?;
@@ -59,7 +63,11 @@ fn server(leaf: &Leaf, client_ca: Option<&Path>) -> ServerTls {
 }
 
 /// Asserts a refused call: UNAVAILABLE, saying TLS failed at `addr`, with `detail`.
-fn assert_tls_refusal(result: Result<i32, tonic::Status>, addr: SocketAddr, detail: &str) {
+fn assert_tls_refusal(
+    result: Result<i32, tonic::Status>,
+    addr: impl std::fmt::Display,
+    detail: &str,
+) {
     let status = result.unwrap_err();
     assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
     let text = status.message();
@@ -125,6 +133,57 @@ async fn the_server_name_defaults_to_the_ip_and_can_be_given() {
         ClientTls::load(&ca.cert, None, Some("not a name")),
         Err(TlsError::ServerName(_))
     ));
+}
+
+#[tokio::test]
+async fn the_server_name_defaults_to_the_host_name_connected_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new(dir.path(), "ca");
+    // A certificate for the name only, as Kubernetes services get (no IP SAN).
+    let node = ca.issue(dir.path(), "node", &["localhost"]);
+    let (addr, _stop) = serve(server(&node, Some(&ca.cert))).await;
+    let by_name: ListenAddr = format!("localhost:{}", addr.port()).parse().unwrap();
+    let gateway = ca.issue(dir.path(), "gateway", &["gateway"]);
+    let serving = tonic_health::pb::health_check_response::ServingStatus::Serving as i32;
+    assert_eq!(
+        check_at(&by_name, &client(&ca, Some(&gateway), None))
+            .await
+            .unwrap(),
+        serving
+    );
+    // By IP, the name to check is the IP, which this certificate does not carry.
+    assert_tls_refusal(
+        check(addr, &client(&ca, Some(&gateway), None)).await,
+        addr,
+        "certificate not valid for name \"127.0.0.1\"",
+    );
+    // The configured name still wins over the host name.
+    assert_tls_refusal(
+        check_at(
+            &by_name,
+            &client(&ca, Some(&gateway), Some("other.example")),
+        )
+        .await,
+        &by_name,
+        "certificate not valid for name \"other.example\"",
+    );
+}
+
+#[tokio::test]
+async fn an_unresolvable_host_fails_the_call_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new(dir.path(), "ca");
+    let addr: ListenAddr = "no-such-host.invalid:1".parse().unwrap();
+    let started = std::time::Instant::now();
+    let status = check_at(&addr, &client(&ca, None, None)).await.unwrap_err();
+    assert!(started.elapsed() < crate::client::CONNECT_TIMEOUT + std::time::Duration::from_secs(1));
+    assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+    assert!(
+        status
+            .message()
+            .contains("host name 'no-such-host.invalid' could not be resolved"),
+        "{status:?}"
+    );
 }
 
 #[test]
