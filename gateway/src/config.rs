@@ -7,8 +7,8 @@ pub use virtplane_common::logging::LogFormat;
 use virtplane_common::server::ListenAddr;
 use virtplane_common::tls::{ClientTlsArgs, ServerTlsArgs};
 
-use crate::backends::BackendSpec;
 use crate::error::Error;
+use crate::fleet::spec::{NodeBackendSpec, NodeDnsSpec};
 
 /// virtplane's gateway: authenticates users by bearer token, checks every call against the
 /// permissions its proto method declares, audits changes, and forwards calls to the services.
@@ -23,10 +23,19 @@ pub struct Cli {
     )]
     pub listen: Vec<ListenAddr>,
 
-    /// A service's address, `NAME=ADDR` (e.g. `domain=unix:/run/virtplane/domain.sock`).
-    /// Repeatable; NAME is the `backend` option of the service's proto.
-    #[arg(long = "backend", value_name = "NAME=ADDR")]
-    pub backends: Vec<BackendSpec>,
+    /// A service's address, `[NODE/]SERVICE=ADDR` (e.g.
+    /// `domain=unix:/run/virtplane/domain.sock`, or `node-a/domain=10.0.0.5:7101` for one of
+    /// many nodes). Repeatable; SERVICE is the `backend` option of the service's proto;
+    /// without NODE/ the service belongs to the node `local`.
+    #[arg(long = "backend", value_name = "[NODE/]SERVICE=ADDR")]
+    pub backends: Vec<NodeBackendSpec>,
+
+    /// Nodes from DNS, `SERVICE=HOST:PORT` (e.g.
+    /// `domain=virtplane-node.virtplane.svc.cluster.local:7101`): every address HOST
+    /// resolves to is one node, whose SERVICE listens on PORT. One per service; resolved again
+    /// every 15 s. Nodes are named by the host name their domain service reports.
+    #[arg(long = "node-dns", value_name = "SERVICE=HOST:PORT")]
+    pub node_dns: Vec<NodeDnsSpec>,
 
     // TLS on the TCP listeners: callers authenticate by token, so --tls-client-ca
     // (requiring client certificates as well) is optional here.
@@ -102,7 +111,8 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(cli.listen.len(), 2);
-        assert_eq!(cli.backends[0].name, "domain");
+        assert_eq!(cli.backends[0].backend.name, "domain");
+        assert_eq!(cli.backends[0].node, "local");
         assert_eq!(cli.socket_mode, 0o600);
         assert_eq!(cli.log_format, LogFormat::Json);
         assert!(cli.command.is_none());

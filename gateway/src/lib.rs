@@ -6,13 +6,15 @@
 //! - [`proxy`]: the tower service that authenticates, decides, rewrites identity headers and
 //!   forwards to the owning service.
 //! - [`audit`]: one JSON line per call that changes something.
-//! - [`backends`]: channels to the services and their health probes.
+//! - [`backends`]: the connections to one node's services.
+//! - [`fleet`]: many nodes: routing by object owner, merged lists, placement, discovery.
 
 pub mod audit;
 pub mod authz;
 pub mod backends;
 pub mod config;
 pub mod error;
+pub mod fleet;
 pub mod proxy;
 pub mod roles;
 pub mod tokens;
@@ -20,13 +22,13 @@ pub mod tokens;
 use std::sync::Arc;
 
 use tonic::service::Routes;
-use virtplane_common::server::{ListenAddr, standard_routes};
+use virtplane_common::server::standard_routes;
 use virtplane_proto::acl::MethodTable;
 
 use crate::audit::AuditSink;
-use crate::backends::Backends;
 use crate::config::Cli;
 use crate::error::Error;
+use crate::fleet::Fleet;
 use crate::proxy::{Proxy, Shared};
 use crate::tokens::TokenStore;
 
@@ -40,22 +42,25 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
     let audit = Arc::new(AuditSink::open(cli.audit_log.as_deref())?);
     let server_tls = cli.tls.load()?;
     let backend_tls = cli.backend_tls.load()?;
-    let backends = Backends::with_tls(&cli.backends, backend_tls.as_ref());
+    let fleet = Arc::new(Fleet::new(
+        &cli.backends,
+        cli.node_dns.clone(),
+        backend_tls.as_ref(),
+    ));
+    fleet::discovery::spawn(fleet.clone()).await;
     let (routes, reporter) = standard_routes(&[]).await?;
-    backends.spawn_health_probes(&table, reporter).await;
+    fleet::health::spawn(fleet.clone(), &table, reporter);
     let proxy = Proxy::new(Shared {
         table,
         tokens,
-        backends,
+        fleet,
         audit,
     });
     let routes = Routes::from(routes.into_axum_router().fallback_service(proxy)).prepare();
     for addr in &cli.listen {
-        if let ListenAddr::Tcp(socket) = addr
-            && server_tls.is_none()
-        {
+        if addr.is_tcp() && server_tls.is_none() {
             tracing::warn!(
-                address = %socket,
+                address = %addr,
                 "listening on plain TCP: bearer tokens cross the network unencrypted; \
                  keep it on loopback or a private network, or give --tls-cert and --tls-key"
             );

@@ -23,7 +23,9 @@ use virtplane_proto::acl::{MethodAcl, MethodTable};
 
 use crate::audit::{AuditEntry, AuditSink, PendingAudit, object_from_response};
 use crate::authz::{Decision, decide, short_method};
-use crate::backends::{Backend, Backends};
+use crate::backends::Backend;
+use crate::fleet::route::{self, Route};
+use crate::fleet::{Fleet, NODE_HEADER, Node, UNREACHABLE_NODES_HEADER};
 use crate::tokens::{Principal, TokenStore};
 
 /// The deadline given to unary calls that arrive without `grpc-timeout`.
@@ -54,7 +56,7 @@ type Body = tonic::body::Body;
 pub struct Shared {
     pub table: Arc<MethodTable>,
     pub tokens: Arc<TokenStore>,
-    pub backends: Backends,
+    pub fleet: Arc<Fleet>,
     pub audit: Arc<AuditSink>,
 }
 
@@ -110,7 +112,19 @@ impl Shared {
             if let Decision::Deny(message) = decide(acl, &principal.user, principal.role, None) {
                 return denied(message).into_http();
             }
-            return self.forward(acl, &principal, parts, Body::new(body)).await;
+            if self.fleet.is_single() {
+                return self
+                    .forward(acl, &principal, parts, Body::new(body), None)
+                    .await;
+            }
+            // Many nodes: the request says where it goes.
+            return match read_first_message(body, FIRST_MESSAGE_TIMEOUT).await {
+                Ok((first, body)) => {
+                    self.forward(acl, &principal, parts, Body::new(body), first)
+                        .await
+                }
+                Err(status) => status.into_http(),
+            };
         }
         self.handle_mutating(acl, &principal, parts, body).await
     }
@@ -155,13 +169,15 @@ impl Shared {
                 return status.into_http();
             }
         };
-        let object = first.and_then(|message| match acl.object_key(&message) {
-            Ok(key) => key,
-            Err(err) => {
-                tracing::debug!(method = %acl.path, "no object key: {err}");
-                None
-            }
-        });
+        let object = first
+            .as_ref()
+            .and_then(|message| match acl.object_key(message) {
+                Ok(key) => key,
+                Err(err) => {
+                    tracing::debug!(method = %acl.path, "no object key: {err}");
+                    None
+                }
+            });
         let named_by_request = object.is_some();
         audit.set_object(object.clone());
         if let Decision::Deny(message) =
@@ -170,7 +186,9 @@ impl Shared {
             audit.finish(tonic::Code::PermissionDenied, &message);
             return denied(message).into_http();
         }
-        let response = self.forward(acl, principal, parts, Body::new(body)).await;
+        let response = self
+            .forward(acl, principal, parts, Body::new(body), first)
+            .await;
         if !named_by_request {
             // Define, Create: the name is inside the XML; the service names what it made.
             audit.set_object(object_from_response(acl, response.headers()));
@@ -207,35 +225,137 @@ impl Shared {
         })
     }
 
+    /// Forwards the call to the node it belongs to (the only one, on one host). `first` is the
+    /// request's first message when it was read (always with many nodes, unless too large).
     async fn forward(
         &self,
         acl: &MethodAcl,
         principal: &Principal,
         mut parts: http::request::Parts,
         body: Body,
+        first: Option<Bytes>,
     ) -> Response<Body> {
-        let Some(backend) = self.backends.get(&acl.backend) else {
-            let message = if acl.backend.is_empty() {
-                format!("{} names no backend service", acl.service)
-            } else {
-                format!("no address configured for the {} service", acl.backend)
-            };
-            return with_reason(tonic::Code::Unavailable, message, "BACKEND_NOT_CONFIGURED")
-                .into_http();
-        };
         let unary = !acl.client_streaming && !acl.server_streaming;
         prepare_headers(&mut parts.headers, principal, unary);
         let trace = parts.extensions.get::<TraceContext>().copied();
         propagate_trace(&mut parts.headers, trace);
         parts.extensions = http::Extensions::new();
-        match backend.send(parts, body).await {
-            Ok(response) => response,
-            Err(err) => {
-                virtplane_common::metrics::count_backend_error(&backend.name);
-                unavailable(backend, &*err).into_http()
+        let nodes = self.fleet.nodes();
+        if let (true, [only]) = (self.fleet.is_single(), nodes.as_slice()) {
+            return send_to(only, acl, parts, body, false).await;
+        }
+        let routed = route::decide(&self.fleet, acl, first.as_ref(), &parts.headers).await;
+        parts.headers.remove(NODE_HEADER);
+        let (node, cached) = match routed {
+            Route::Node { node, cached } => (node, cached),
+            Route::Refuse(status) => return status.into_http(),
+            Route::FanOut => {
+                let Some(request) = first else {
+                    return Status::invalid_argument("the list request could not be read")
+                        .into_http();
+                };
+                return self.fan_out(acl, &parts.headers, request).await;
             }
+        };
+        // A request of one message can be sent again, should the cached owner be stale.
+        let replay = first
+            .filter(|_| !acl.client_streaming && cached.is_some())
+            .map(|message| (copy_parts(&parts), message));
+        let response = send_to(&node, acl, parts, body, true).await;
+        let (Some(key), Some((parts, message))) = (cached, replay) else {
+            return response;
+        };
+        let stale = Status::from_header_map(response.headers())
+            .is_some_and(|status| status.code() == tonic::Code::NotFound);
+        if !stale {
+            return response;
+        }
+        self.fleet.owners.forget(&key);
+        match route::decide(&self.fleet, acl, Some(&message), &parts.headers).await {
+            Route::Node { node: owner, .. } if owner.name != node.name => {
+                let body = Body::new(http_body_util::Full::new(crate::fleet::call::frame(
+                    &message,
+                )));
+                send_to(&owner, acl, parts, body, true).await
+            }
+            _ => response,
         }
     }
+
+    /// A list answered by every node, merged.
+    async fn fan_out(
+        &self,
+        acl: &MethodAcl,
+        headers: &HeaderMap,
+        request: Bytes,
+    ) -> Response<Body> {
+        let Some(output) = self
+            .table
+            .pool()
+            .get_service_by_name(&acl.service)
+            .and_then(|service| service.methods().find(|m| m.name() == acl.method))
+            .map(|method| method.output())
+        else {
+            return Status::internal(format!("no descriptor for {}", acl.path)).into_http();
+        };
+        match route::fan_out(&self.fleet, acl, &output, request, headers).await {
+            Ok((message, unreachable)) => {
+                let mut response = crate::fleet::call::ok_response(&message);
+                if !unreachable.is_empty()
+                    && let Ok(value) = HeaderValue::from_str(&unreachable.join(","))
+                {
+                    response
+                        .headers_mut()
+                        .insert(UNREACHABLE_NODES_HEADER, value);
+                }
+                response
+            }
+            Err(status) => status.into_http(),
+        }
+    }
+}
+
+/// Sends the prepared request to `node`'s service for the method. `name_node` puts the
+/// node's name into errors (with many nodes).
+async fn send_to(
+    node: &Node,
+    acl: &MethodAcl,
+    parts: http::request::Parts,
+    body: Body,
+    name_node: bool,
+) -> Response<Body> {
+    let Some(backend) = node.backends.get(&acl.backend) else {
+        let message = if acl.backend.is_empty() {
+            format!("{} names no backend service", acl.service)
+        } else {
+            format!("no address configured for the {} service", acl.backend)
+        };
+        let message = if name_node {
+            format!("node {}: {message}", node.name)
+        } else {
+            message
+        };
+        return with_reason(tonic::Code::Unavailable, message, "BACKEND_NOT_CONFIGURED")
+            .into_http();
+    };
+    match backend.send(parts, body).await {
+        Ok(response) => response,
+        Err(err) => {
+            virtplane_common::metrics::count_backend_error(&backend.name);
+            let node = name_node.then_some(node.name.as_str());
+            unavailable(node, backend, &*err).into_http()
+        }
+    }
+}
+
+/// A copy of a request's method, address and headers, to send it again.
+fn copy_parts(parts: &http::request::Parts) -> http::request::Parts {
+    let mut request = Request::new(());
+    *request.method_mut() = parts.method.clone();
+    *request.uri_mut() = parts.uri.clone();
+    *request.version_mut() = parts.version;
+    *request.headers_mut() = parts.headers.clone();
+    request.into_parts().0
 }
 
 /// Replaces whatever identity the client claimed (every `x-virtplane-*` header) with the
@@ -290,13 +410,18 @@ fn denied(message: String) -> Status {
     with_reason(tonic::Code::PermissionDenied, message, "PERMISSION_DENIED")
 }
 
-/// UNAVAILABLE naming the service, its address and the cause, e.g. "domain service
-/// unavailable at unix:/run/domain.sock: connection refused".
-fn unavailable(backend: &Backend, err: &(dyn std::error::Error + 'static)) -> Status {
+/// UNAVAILABLE naming the node (with many), the service, its address and the cause, e.g.
+/// "domain service unavailable at unix:/run/domain.sock: connection refused".
+fn unavailable(
+    node: Option<&str>,
+    backend: &Backend,
+    err: &(dyn std::error::Error + 'static),
+) -> Status {
+    let on_node = node.map(|n| format!("node {n}: ")).unwrap_or_default();
     with_reason(
         tonic::Code::Unavailable,
         format!(
-            "{} service unavailable at {}: {}",
+            "{on_node}{} service unavailable at {}: {}",
             backend.name,
             backend.addr,
             connection_cause(err)

@@ -101,6 +101,12 @@ pub struct Domain {
     pub persistent: bool,
     pub autostart: bool,
     pub title: String,
+    /// The node it lives on, when the gateway serves many.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// Its node did not answer: the rest is the last known state.
+    #[serde(skip_serializing_if = "crate::fleet_view::is_false")]
+    pub node_unreachable: bool,
 }
 
 impl Domain {
@@ -114,6 +120,8 @@ impl Domain {
             persistent,
             autostart,
             title,
+            node,
+            node_unreachable,
         } = d;
         Domain {
             id: u32::try_from(*id).ok(),
@@ -124,6 +132,17 @@ impl Domain {
             persistent: *persistent,
             autostart: *autostart,
             title: title.clone(),
+            node: crate::fleet_view::node_of(node),
+            node_unreachable: *node_unreachable,
+        }
+    }
+
+    /// The State column: virsh's word, or "unreachable" when the node did not answer.
+    pub fn state_text(&self) -> &'static str {
+        if self.node_unreachable {
+            crate::fleet_view::UNREACHABLE
+        } else {
+            self.state.virsh_word()
         }
     }
 
@@ -297,6 +316,8 @@ pub struct NodeInfo {
     pub threads: u32,
     pub nodes: u32,
     pub memory_kib: u64,
+    /// Memory available for new guests (what the gateway places new objects by).
+    pub free_memory_kib: u64,
 }
 
 impl NodeInfo {
@@ -311,6 +332,8 @@ impl NodeInfo {
             cores,
             threads,
             hostname,
+            free_memory_kib,
+            node_name: _,
         } = r;
         NodeInfo {
             hostname: hostname.clone(),
@@ -322,6 +345,7 @@ impl NodeInfo {
             threads: *threads,
             nodes: *nodes,
             memory_kib: *memory_kib,
+            free_memory_kib: *free_memory_kib,
         }
     }
 }
@@ -544,6 +568,7 @@ mod tests {
             persistent: true,
             autostart: false,
             title: String::new(),
+            ..Default::default()
         });
         assert_eq!(d.id_text(), "-");
         let v = serde_json::to_value(&d).unwrap();
@@ -551,6 +576,24 @@ mod tests {
         assert_eq!(v["state"], "shutoff");
         assert_eq!(v["reason"], "destroyed");
         assert_eq!(v["persistent"], true);
+        // One host: no node.
+        assert!(
+            v.get("node").is_none() && v.get("node_unreachable").is_none(),
+            "{v}"
+        );
+        // Many nodes, and this one down: the last known state, marked.
+        let far = Domain::from_proto(&pb::DomainSummary {
+            name: "db".into(),
+            state: pb::DomainState::Running as i32,
+            node: "beta".into(),
+            node_unreachable: true,
+            ..Default::default()
+        });
+        let v = serde_json::to_value(&far).unwrap();
+        assert_eq!(v["node"], "beta");
+        assert_eq!(v["node_unreachable"], true);
+        assert_eq!(v["state"], "running");
+        assert_eq!(far.state_text(), "unreachable");
     }
 
     #[test]

@@ -77,6 +77,7 @@ fn summary(name: &str, id: i32, state: pb::DomainState) -> pb::DomainSummary {
         persistent: true,
         autostart: false,
         title: String::new(),
+        ..Default::default()
     }
 }
 

@@ -171,6 +171,7 @@ fn pool(name: &str, state: pb::StoragePoolState, autostart: bool) -> pb::Storage
         capacity: if running { 10 << 30 } else { 0 },
         allocation: if running { 2 << 30 } else { 0 },
         available: if running { 8 << 30 } else { 0 },
+        ..Default::default()
     }
 }
 

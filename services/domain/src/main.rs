@@ -60,11 +60,32 @@ struct Args {
     /// guest agent response timeout); a domain's own `guest-agent-timeout` overrides it.
     #[arg(long, value_name = "SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
     guest_agent_timeout: u64,
+    /// The name this node goes by behind a gateway serving many nodes (`GetNodeInfo`'s
+    /// node_name; in Kubernetes, the node's name from the downward API). Default: the host
+    /// name.
+    #[arg(long, value_name = "NAME", value_parser = parse_node_name)]
+    node_name: Option<String>,
     // TLS to the network and storage services when their addresses are TCP.
     #[command(flatten)]
     sibling_tls: ClientTlsArgs,
     #[command(flatten)]
     daemon: DaemonArgs,
+}
+
+/// Node names appear in list columns and the gateway's `virtplane-node` header.
+fn parse_node_name(text: &str) -> Result<String, String> {
+    let valid = !text.is_empty()
+        && text.len() <= 253
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if valid {
+        Ok(text.to_owned())
+    } else {
+        Err(format!(
+            "'{text}' is not a node name: use letters, digits, '-', '_' and '.' (at most 253, as a Kubernetes node name)"
+        ))
+    }
 }
 
 fn main() -> ExitCode {
@@ -94,7 +115,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     tracing::info!(driver = versions.driver, state_dir = %state_dir.display(), "domain service starting");
     virtplane_domain::metrics::count_domains_on_scrape(driver.clone());
     let consoles = ConsoleApi::new(driver.clone());
-    let mut api = DomainApi::new(driver);
+    let mut api = DomainApi::new(driver).with_node_name(args.node_name);
     if let Some(networks) = &config.network_service {
         api = api.with_network_service(networks.clone());
     }

@@ -264,6 +264,8 @@ pub struct NodeInfo {
     pub cores: u32,
     pub threads: u32,
     pub hostname: String,
+    /// Memory available for new guests (MemAvailable), in KiB.
+    pub free_memory_kib: u64,
 }
 
 #[cfg(test)]

@@ -463,23 +463,29 @@ impl Stack {
     /// The pids of the QEMU processes the qemu driver recorded in this stack's run dir, only
     /// those whose command line is still QEMU's for that domain.
     pub fn qemu_pids(&self) -> Vec<i32> {
-        let root = self.dir.path().join("run/domain/qemu");
-        let Ok(entries) = std::fs::read_dir(root) else {
-            return Vec::new();
-        };
-        entries
-            .flatten()
-            .filter_map(|e| std::fs::read(e.path().join("process.json")).ok())
-            .filter_map(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
-            .filter_map(|record| {
-                let pid = i32::try_from(record["pid"].as_i64()?).ok()?;
-                let name = record["domain_name"].as_str()?.to_owned();
-                let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-                let cmdline = String::from_utf8_lossy(&cmdline);
-                cmdline.contains(&format!("guest={name}")).then_some(pid)
-            })
-            .collect()
+        qemu_pids_in(&self.dir.path().join("run/domain"))
     }
+}
+
+/// The pids of the QEMU processes the qemu driver recorded under its run dir `run_dir`, only
+/// those whose command line is still QEMU's for that domain.
+pub fn qemu_pids_in(run_dir: &Path) -> Vec<i32> {
+    let root = run_dir.join("qemu");
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("process.json")).ok())
+        .filter_map(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+        .filter_map(|record| {
+            let pid = i32::try_from(record["pid"].as_i64()?).ok()?;
+            let name = record["domain_name"].as_str()?.to_owned();
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            let cmdline = String::from_utf8_lossy(&cmdline);
+            cmdline.contains(&format!("guest={name}")).then_some(pid)
+        })
+        .collect()
 }
 
 impl Drop for Stack {
@@ -495,23 +501,27 @@ impl Drop for Stack {
         {
             stop(child);
         }
-        // VMs outlive the service by design; a test's must not outlive the test, nor the
-        // cgroups the service made for them (the stopped service cannot remove them now).
-        let pids = self.qemu_pids();
-        let cgroups: Vec<PathBuf> = pids.iter().flat_map(|&pid| vm_cgroup_dirs(pid)).collect();
-        for &pid in &pids {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-        }
-        let deadline = Instant::now() + Duration::from_secs(5);
-        for dir in cgroups {
-            // Empty once every thread of the killed QEMU is gone; rmdir only removes an
-            // empty cgroup.
-            while std::fs::remove_dir(&dir).is_err() && dir.exists() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(20));
-            }
+        kill_vms(&self.qemu_pids());
+    }
+}
+
+/// Kills the QEMUs `pids` (by pid) and removes the VM cgroups the service made for them.
+/// VMs outlive the service by design; a test's must not outlive the test, nor the cgroups
+/// the service made for them (a stopped service cannot remove them).
+pub fn kill_vms(pids: &[i32]) {
+    let cgroups: Vec<PathBuf> = pids.iter().flat_map(|&pid| vm_cgroup_dirs(pid)).collect();
+    for &pid in pids {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    for dir in cgroups {
+        // Empty once every thread of the killed QEMU is gone; rmdir only removes an
+        // empty cgroup.
+        while std::fs::remove_dir(&dir).is_err() && dir.exists() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 }

@@ -6,7 +6,8 @@ use virtplane_proto::v1 as pb;
 use super::{Ctx, domain_ref, read_xml, report_action};
 use crate::cli::{AutostartArgs, DomainArg, DomstateArgs, DumpxmlArgs, FileArgs, ListArgs};
 use crate::error::Error;
-use crate::output::{key_values, virsh_table};
+use crate::fleet_view::table_with_nodes;
+use crate::output::key_values;
 use crate::view::{Domain, DomainInfo, DomainStateView, State, Xml, reason_words};
 
 /// The ListDomains filters for virsh's `list` flags.
@@ -77,21 +78,18 @@ pub fn render_list(a: &ListArgs, domains: &[Domain]) -> String {
     let rows: Vec<Vec<String>> = domains
         .iter()
         .map(|d| {
-            let mut row = vec![
-                d.id_text(),
-                d.name.clone(),
-                d.state.virsh_word().to_string(),
-            ];
+            let mut row = vec![d.id_text(), d.name.clone(), d.state_text().to_string()];
             if a.title {
                 row.push(d.title.clone());
             }
             row
         })
         .collect();
+    let nodes: Vec<Option<String>> = domains.iter().map(|d| d.node.clone()).collect();
     if a.title {
-        virsh_table(&["Id", "Name", "State", "Title"], &rows)
+        table_with_nodes(&["Id", "Name", "State", "Title"], rows, &nodes)
     } else {
-        virsh_table(&["Id", "Name", "State"], &rows)
+        table_with_nodes(&["Id", "Name", "State"], rows, &nodes)
     }
 }
 
@@ -361,6 +359,7 @@ mod tests {
                 persistent: true,
                 autostart: false,
                 title: String::new(),
+                ..Default::default()
             }),
             os_type: "hvm".into(),
             max_memory_kib: 8_388_608,

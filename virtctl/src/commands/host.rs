@@ -143,6 +143,7 @@ mod tests {
             cores: 2,
             threads: 2,
             hostname: "h".into(),
+            ..Default::default()
         });
         assert_eq!(
             render_nodeinfo(&n),

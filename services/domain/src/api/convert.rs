@@ -127,6 +127,9 @@ pub fn summary(summary: Summary) -> pb::DomainSummary {
         persistent,
         autostart,
         title,
+        // Fleet fields: the gateway fills them in.
+        node: String::new(),
+        node_unreachable: false,
     }
 }
 
@@ -165,6 +168,7 @@ pub fn node_info(info: NodeInfo) -> pb::GetNodeInfoResponse {
         cores,
         threads,
         hostname,
+        free_memory_kib,
     } = info;
     pb::GetNodeInfoResponse {
         cpu_model,
@@ -176,6 +180,9 @@ pub fn node_info(info: NodeInfo) -> pb::GetNodeInfoResponse {
         cores,
         threads,
         hostname,
+        free_memory_kib,
+        // Set by the API from --node-name.
+        node_name: String::new(),
     }
 }
 

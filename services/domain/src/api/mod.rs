@@ -32,6 +32,8 @@ pub struct DomainApi {
     /// For `domifaddr --source lease`; `None` when the service runs without one.
     networks: Option<NetworkService>,
     service_version: &'static str,
+    /// `--node-name`; `None`: the host name.
+    node_name: Option<String>,
 }
 
 impl DomainApi {
@@ -40,7 +42,14 @@ impl DomainApi {
             driver,
             networks: None,
             service_version: env!("CARGO_PKG_VERSION"),
+            node_name: None,
         }
+    }
+
+    /// The name the node goes by in a fleet (`GetNodeInfo.node_name`).
+    pub fn with_node_name(mut self, name: Option<String>) -> Self {
+        self.node_name = name;
+        self
     }
 
     /// Answers `domifaddr --source lease` from this network service's DHCP leases.
@@ -456,6 +465,11 @@ impl HostService for DomainApi {
         _request: Request<pb::GetNodeInfoRequest>,
     ) -> Reply<pb::GetNodeInfoResponse> {
         let info = self.driver.node_info().await?;
-        Ok(Response::new(convert::node_info(info)))
+        let mut response = convert::node_info(info);
+        response.node_name = self
+            .node_name
+            .clone()
+            .unwrap_or_else(|| response.hostname.clone());
+        Ok(Response::new(response))
     }
 }

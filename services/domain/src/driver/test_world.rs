@@ -33,6 +33,8 @@ pub const DEFAULT_DOMAIN_XML: &str = "<domain type='test'>
 pub const NODE_CPUS: u32 = 16;
 pub const NODE_MHZ: u32 = 1400;
 pub const NODE_MEMORY_KIB: u64 = 3 * 1024 * 1024;
+/// testNodeGetFreeMemory: the sum of its two cells' free memory, (i + 1) MiB each, in bytes.
+pub const NODE_FREE_MEMORY_KIB: u64 = (1 + 2) * 1024 * 1024 / 1024;
 pub const NODE_CPU_MODEL: &str = "i686";
 /// testConnectGetMaxVcpus.
 pub const MAX_VCPUS: u32 = 32;

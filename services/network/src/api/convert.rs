@@ -68,6 +68,9 @@ pub fn summary(summary: Summary) -> pb::NetworkSummary {
         persistent,
         autostart,
         bridge: bridge.unwrap_or_default(),
+        // Fleet fields: the gateway fills them in.
+        node: String::new(),
+        node_unreachable: false,
     }
 }
 

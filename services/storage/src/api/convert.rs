@@ -142,6 +142,9 @@ pub fn pool_summary(summary: PoolSummary) -> pb::StoragePoolSummary {
         capacity: sizes.capacity,
         allocation: sizes.allocation,
         available: sizes.available,
+        // Fleet fields: the gateway fills them in.
+        node: String::new(),
+        node_unreachable: false,
     }
 }
 

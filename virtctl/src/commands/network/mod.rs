@@ -14,7 +14,7 @@ use virtplane_proto::v1 as pb;
 
 use super::{Ctx, canonical_uuid, read_xml};
 use crate::error::Error;
-use crate::output::{key_values, virsh_table};
+use crate::output::key_values;
 use view::{Network, NetworkAction, NetworkInfo};
 
 /// A network argument as virsh reads it: a UUID if it parses as one, else a name.
@@ -151,13 +151,19 @@ pub fn render_list(a: &NetListArgs, networks: &[Network]) -> String {
         .map(|n| {
             vec![
                 n.name.clone(),
-                if n.active { "active" } else { "inactive" }.to_string(),
+                match (n.node_unreachable, n.active) {
+                    (true, _) => crate::fleet_view::UNREACHABLE,
+                    (false, true) => "active",
+                    (false, false) => "inactive",
+                }
+                .to_string(),
                 yes_no(n.autostart),
                 yes_no(n.persistent),
             ]
         })
         .collect();
-    virsh_table(&["Name", "State", "Autostart", "Persistent"], &rows)
+    let nodes: Vec<Option<String>> = networks.iter().map(|n| n.node.clone()).collect();
+    crate::fleet_view::table_with_nodes(&["Name", "State", "Autostart", "Persistent"], rows, &nodes)
 }
 
 async fn get_info(ctx: &Ctx, network: &str) -> Result<pb::GetNetworkInfoResponse, Error> {
@@ -375,6 +381,8 @@ mod tests {
             persistent,
             autostart,
             bridge: Some("virbr0".into()),
+            node: None,
+            node_unreachable: false,
         }
     }
 

@@ -14,6 +14,12 @@ pub struct Network {
     pub autostart: bool,
     /// `null` when the network has no bridge.
     pub bridge: Option<String>,
+    /// The node it lives on, when the gateway serves many.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// Its node did not answer: the rest is the last known state.
+    #[serde(skip_serializing_if = "crate::fleet_view::is_false")]
+    pub node_unreachable: bool,
 }
 
 impl Network {
@@ -25,6 +31,8 @@ impl Network {
             persistent,
             autostart,
             bridge,
+            node,
+            node_unreachable,
         } = n;
         Network {
             name: name.clone(),
@@ -33,6 +41,8 @@ impl Network {
             persistent: *persistent,
             autostart: *autostart,
             bridge: (!bridge.is_empty()).then(|| bridge.clone()),
+            node: crate::fleet_view::node_of(node),
+            node_unreachable: *node_unreachable,
         }
     }
 }

@@ -10,7 +10,7 @@ use super::{pool_by_name, pool_ref, report_pool, sort_like_virsh};
 use crate::commands::network::print_xml;
 use crate::commands::{Ctx, canonical_uuid, read_xml};
 use crate::error::Error;
-use crate::output::{key_values, virsh_table};
+use crate::output::key_values;
 
 /// The pool types virsh knows (`virStoragePoolType`), for `pool-list --type`.
 pub const POOL_TYPES: &[&str] = &[
@@ -322,12 +322,18 @@ pub fn render_list(a: &PoolListArgs, pools: &[Pool]) -> String {
             .map(|p| {
                 vec![
                     p.name.clone(),
-                    if p.active() { "active" } else { "inactive" }.to_string(),
+                    match (p.node_unreachable, p.active()) {
+                        (true, _) => crate::fleet_view::UNREACHABLE,
+                        (false, true) => "active",
+                        (false, false) => "inactive",
+                    }
+                    .to_string(),
                     yes_no(p.autostart),
                 ]
             })
             .collect();
-        return virsh_table(&["Name", "State", "Autostart"], &rows);
+        let nodes: Vec<Option<String>> = pools.iter().map(|p| p.node.clone()).collect();
+        return crate::fleet_view::table_with_nodes(&["Name", "State", "Autostart"], rows, &nodes);
     }
     let rows: Vec<Vec<String>> = pools
         .iter()
@@ -341,7 +347,12 @@ pub fn render_list(a: &PoolListArgs, pools: &[Pool]) -> String {
             };
             vec![
                 p.name.clone(),
-                p.state.to_string(),
+                if p.node_unreachable {
+                    crate::fleet_view::UNREACHABLE
+                } else {
+                    p.state
+                }
+                .to_string(),
                 yes_no(p.autostart),
                 yes_no(p.persistent),
                 size(p.capacity),
@@ -350,7 +361,8 @@ pub fn render_list(a: &PoolListArgs, pools: &[Pool]) -> String {
             ]
         })
         .collect();
-    virsh_table(
+    let nodes: Vec<Option<String>> = pools.iter().map(|p| p.node.clone()).collect();
+    crate::fleet_view::table_with_nodes(
         &[
             "Name",
             "State",
@@ -360,7 +372,8 @@ pub fn render_list(a: &PoolListArgs, pools: &[Pool]) -> String {
             "Allocation",
             "Available",
         ],
-        &rows,
+        rows,
+        &nodes,
     )
 }
 
@@ -645,6 +658,8 @@ mod tests {
             capacity: 10 << 30,
             allocation: 1 << 30,
             available: 9 << 30,
+            node: None,
+            node_unreachable: false,
         }
     }
 

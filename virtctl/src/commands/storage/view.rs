@@ -46,6 +46,12 @@ pub struct Pool {
     pub capacity: u64,
     pub allocation: u64,
     pub available: u64,
+    /// The node it lives on, when the gateway serves many.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// Its node did not answer: the rest is the last known state.
+    #[serde(skip_serializing_if = "crate::fleet_view::is_false")]
+    pub node_unreachable: bool,
 }
 
 impl Pool {
@@ -60,6 +66,8 @@ impl Pool {
             capacity,
             allocation,
             available,
+            node,
+            node_unreachable,
         } = p;
         Pool {
             name: name.clone(),
@@ -71,6 +79,8 @@ impl Pool {
             capacity: *capacity,
             allocation: *allocation,
             available: *available,
+            node: crate::fleet_view::node_of(node),
+            node_unreachable: *node_unreachable,
         }
     }
 

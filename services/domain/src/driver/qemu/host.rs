@@ -114,12 +114,16 @@ pub fn node_info() -> NodeInfo {
         .unwrap_or(cpus / sockets)
         .max(1);
     let threads = (cpus / (sockets * cores)).max(1);
-    let memory_kib = meminfo
-        .lines()
-        .find(|l| l.starts_with("MemTotal:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
+    let meminfo_kib = |name: &str| {
+        meminfo
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    let memory_kib = meminfo_kib("MemTotal:");
+    let free_memory_kib = meminfo_kib("MemAvailable:");
     NodeInfo {
         cpu_model: std::env::consts::ARCH.to_owned(),
         memory_kib,
@@ -132,6 +136,7 @@ pub fn node_info() -> NodeInfo {
         hostname: nix::unistd::gethostname()
             .map(|h| h.to_string_lossy().into_owned())
             .unwrap_or_default(),
+        free_memory_kib,
     }
 }
 
@@ -160,6 +165,7 @@ mod tests {
         let info = node_info();
         assert!(info.cpus >= 1);
         assert!(info.memory_kib > 0);
+        assert!(info.free_memory_kib > 0 && info.free_memory_kib <= info.memory_kib);
         assert!(info.sockets * info.cores * info.threads >= 1);
     }
 }

@@ -97,6 +97,7 @@ impl DomainDriver for TestDriver {
             hostname: nix::unistd::gethostname()
                 .map(|h| h.to_string_lossy().into_owned())
                 .unwrap_or_default(),
+            free_memory_kib: test_world::NODE_FREE_MEMORY_KIB,
         })
     }
 

@@ -1,0 +1,152 @@
+//! Where a new object goes. The rule, stated once: the node the caller names (`--node`),
+//! else the node that already has an object of that name (a define of an existing name
+//! updates it where it is, as on one host), else the reachable node with the most memory
+//! available for guests (`GetNodeInfo.free_memory_kib`), ties to the first by name.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::HeaderMap;
+use prost::Message;
+use quick_xml::events::Event;
+use tonic::Status;
+use virtplane_common::status::with_reason;
+use virtplane_proto::v1 as pb;
+
+use super::call;
+use super::{Fleet, Node};
+
+/// How long a node may take to say how much memory it has free.
+pub const NODE_INFO_TIMEOUT: Duration = Duration::from_secs(3);
+
+const NODE_INFO_PATH: &str = "/virtplane.v1.HostService/GetNodeInfo";
+
+/// The name a libvirt-format definition gives its object: the root element's `<name>`
+/// child. None when there is none (the service then refuses the XML in its own words).
+pub fn defined_name(xml: &str) -> Option<String> {
+    let mut reader = quick_xml::Reader::from_str(xml);
+    let mut depth = 0usize;
+    let mut in_name = false;
+    loop {
+        match reader.read_event().ok()? {
+            Event::Start(start) => {
+                depth += 1;
+                in_name = depth == 2 && start.local_name().as_ref() == b"name";
+            }
+            Event::End(_) => {
+                depth = depth.checked_sub(1)?;
+                in_name = false;
+            }
+            Event::Text(text) if in_name => {
+                let name = text.decode().ok()?.trim().to_owned();
+                return (!name.is_empty()).then_some(name);
+            }
+            Event::Eof => return None,
+            _ => {}
+        }
+    }
+}
+
+/// The reachable node with the most free memory (ties: first by name).
+pub async fn most_free_memory(fleet: &Fleet, headers: &HeaderMap) -> Result<Arc<Node>, Status> {
+    let mut asks = tokio::task::JoinSet::new();
+    for node in fleet.nodes() {
+        let Some(backend) = node.backends.get("domain").cloned() else {
+            continue;
+        };
+        let headers = headers.clone();
+        asks.spawn(async move {
+            let request = pb::GetNodeInfoRequest {}.encode_to_vec();
+            let answer = call::unary(
+                &node.name,
+                &backend,
+                NODE_INFO_PATH,
+                &headers,
+                &request,
+                NODE_INFO_TIMEOUT,
+            )
+            .await
+            .and_then(|bytes| {
+                pb::GetNodeInfoResponse::decode(bytes)
+                    .map_err(|e| Status::internal(format!("undecodable node info: {e}")))
+            });
+            (node, answer)
+        });
+    }
+    let mut candidates: Vec<(u64, Arc<Node>)> = Vec::new();
+    let mut refusals = Vec::new();
+    while let Some(joined) = asks.join_next().await {
+        let Ok((node, answer)) = joined else { continue };
+        match answer {
+            Ok(info) => candidates.push((info.free_memory_kib, node)),
+            Err(status) => refusals.push(format!("{}: {}", node.name, status.message())),
+        }
+    }
+    pick(candidates).ok_or_else(|| {
+        refusals.sort();
+        with_reason(
+            tonic::Code::Unavailable,
+            format!(
+                "no node can take a new object: none answered how much memory it has free ({})",
+                if refusals.is_empty() {
+                    "no node has a domain service".to_owned()
+                } else {
+                    refusals.join("; ")
+                }
+            ),
+            "NO_NODE_AVAILABLE",
+        )
+    })
+}
+
+/// Most free memory first, then the first name.
+fn pick<T: NodeName>(mut candidates: Vec<(u64, T)>) -> Option<T> {
+    candidates.sort_by(|(free_a, a), (free_b, b)| {
+        free_b
+            .cmp(free_a)
+            .then_with(|| a.node_name().cmp(b.node_name()))
+    });
+    candidates.into_iter().next().map(|(_, node)| node)
+}
+
+trait NodeName {
+    fn node_name(&self) -> &str;
+}
+
+impl NodeName for Arc<Node> {
+    fn node_name(&self) -> &str {
+        &self.name
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    impl NodeName for &str {
+        fn node_name(&self) -> &str {
+            self
+        }
+    }
+
+    #[test]
+    fn the_name_is_the_root_elements_name_child() {
+        let xml = "<domain type='kvm'><name>web</name><memory>1</memory></domain>";
+        assert_eq!(defined_name(xml).as_deref(), Some("web"));
+        let xml = "<network>\n  <name> lan </name>\n  <bridge name='virbr9'/>\n</network>";
+        assert_eq!(defined_name(xml).as_deref(), Some("lan"));
+        // A <name> deeper down (a disk's driver, a pool's source) is not the object's.
+        let xml = "<pool type='dir'><source><name>x</name></source><name>p</name></pool>";
+        assert_eq!(defined_name(xml).as_deref(), Some("p"));
+        assert_eq!(defined_name("<domain><memory>1</memory></domain>"), None);
+        assert_eq!(defined_name("<domain><name></name></domain>"), None);
+        assert_eq!(defined_name("not xml <"), None);
+    }
+
+    #[test]
+    fn most_free_memory_wins_and_ties_go_to_the_first_name() {
+        assert_eq!(pick(vec![(10, "b"), (20, "c"), (5, "a")]), Some("c"));
+        assert_eq!(pick(vec![(20, "b"), (20, "a")]), Some("a"));
+        assert_eq!(pick::<&str>(vec![]), None);
+    }
+}
