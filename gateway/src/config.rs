@@ -61,6 +61,11 @@ pub struct Cli {
     #[command(flatten)]
     pub metrics: virtplane_common::metrics::MetricsArgs,
 
+    /// Also serve the standard health service alone, as plain gRPC, on this IP:port: for
+    /// probes that cannot do TLS (Kubernetes' gRPC probes). Nothing else answers there.
+    #[arg(long, value_name = "IP:PORT")]
+    pub health_listen: Option<std::net::SocketAddr>,
+
     /// Mode of the unix sockets the gateway listens on (octal).
     #[arg(long, value_name = "OCTAL", default_value = "0660", value_parser = parse_mode)]
     pub socket_mode: u32,

@@ -50,6 +50,10 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
     fleet::discovery::spawn(fleet.clone()).await;
     let (routes, reporter) = standard_routes(&[]).await?;
     fleet::health::spawn(fleet.clone(), &table, reporter);
+    if let Some(addr) = cli.health_listen {
+        // Before the proxy joins the routes: the health port answers health only.
+        virtplane_common::health_listen::spawn(addr, &routes).await?;
+    }
     let proxy = Proxy::new(Shared {
         table,
         tokens,

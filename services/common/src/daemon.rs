@@ -35,6 +35,10 @@ pub struct DaemonArgs {
     pub log_format: LogFormat,
     #[command(flatten)]
     pub metrics: crate::metrics::MetricsArgs,
+    /// Also serve the standard health service alone, as plain gRPC, on this IP:port: for
+    /// probes that cannot do TLS (Kubernetes' gRPC probes). Nothing else answers there.
+    #[arg(long, value_name = "IP:PORT")]
+    pub health_listen: Option<std::net::SocketAddr>,
     /// Tokio worker threads (default: half the cores, at least one).
     #[arg(long, value_name = "N")]
     pub worker_threads: Option<usize>,
@@ -93,6 +97,18 @@ impl DaemonArgs {
             ));
         }
         Ok(listen)
+    }
+
+    /// Starts the `--health-listen` port, if asked for, serving the health service of
+    /// `routes` (the daemon's own, so the statuses are the same).
+    pub async fn serve_health_port(
+        &self,
+        routes: &tonic::service::Routes,
+    ) -> Result<(), crate::server::ServeError> {
+        match self.health_listen {
+            Some(addr) => crate::health_listen::spawn(addr, routes).await,
+            None => Ok(()),
+        }
     }
 
     /// The TLS configuration of the TCP listeners (`--tls-cert` …), loaded and checked;

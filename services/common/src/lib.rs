@@ -4,6 +4,7 @@ pub mod client;
 pub mod daemon;
 pub mod dial;
 pub mod events;
+pub mod health_listen;
 pub mod http2;
 pub mod identity;
 pub mod logging;

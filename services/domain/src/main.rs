@@ -135,6 +135,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         .add_service(GuestAgentServiceServer::new(api.clone()))
         .add_service(HostServiceServer::new(api))
         .add_service(ConsoleServiceServer::new(consoles.clone()));
+    args.daemon.serve_health_port(&routes).await?;
     // Console streams never end by themselves: end them, or a graceful shutdown waits forever.
     let shutdown = async move {
         server::shutdown_signal().await;

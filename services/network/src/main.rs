@@ -49,6 +49,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     virtplane_network::metrics::count_networks_on_scrape(driver.clone());
     let (routes, _health) = server::standard_routes(&["virtplane.v1.NetworkService"]).await?;
     let routes = routes.add_service(NetworkServiceServer::new(NetworkApi::new(driver)));
+    args.daemon.serve_health_port(&routes).await?;
     server::serve_with_tls(
         &listen,
         tls.as_ref(),

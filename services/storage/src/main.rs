@@ -49,6 +49,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     virtplane_storage::metrics::count_pools_on_scrape(driver.clone());
     let (routes, _health) = server::standard_routes(&["virtplane.v1.StorageService"]).await?;
     let routes = routes.add_service(StorageServiceServer::new(StorageApi::new(driver)));
+    args.daemon.serve_health_port(&routes).await?;
     server::serve_with_tls(
         &listen,
         tls.as_ref(),
