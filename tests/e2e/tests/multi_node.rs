@@ -534,3 +534,162 @@ fn two_nodes_behind_one_gateway() {
     gateway.ok(&["pool-destroy", "images"]);
     alpha.stop_daemons();
 }
+
+/// `/etc/netns/NAME/hosts`, which `ip netns exec NAME` mounts over /etc/hosts: the test's own
+/// DNS for the gateway's namespace. Removed when dropped.
+struct NetnsHosts(PathBuf);
+
+impl NetnsHosts {
+    fn write(netns: &NetNs, lines: &str) -> Self {
+        let dir = PathBuf::from("/etc/netns").join(netns.name());
+        std::fs::create_dir_all(&dir).expect("mkdir /etc/netns/NAME");
+        std::fs::write(dir.join("hosts"), lines).expect("write hosts");
+        Self(dir)
+    }
+}
+
+impl Drop for NetnsHosts {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A child killed (by pid) when dropped.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The domain service (test driver) of node `name` in `netns`, on TCP `ip:7101` (plain:
+/// the port is private to the test's namespaces) and on a unix socket for the test's own
+/// health wait.
+fn domaind_on_tcp(netns: &NetNs, dir: &Path, name: &str, ip: &str) -> Running {
+    let sock = dir.join(format!("{name}.sock"));
+    let log = std::fs::File::create(dir.join(format!("{name}.log"))).expect("log");
+    let child = Command::new("ip")
+        .args(["netns", "exec", netns.name()])
+        .arg(binary("virtplane-domaind"))
+        .args(["--driver", "test", "--node-name", name, "--insecure-tcp"])
+        .arg("--state-dir")
+        .arg(dir.join(name))
+        .arg("--listen")
+        .arg(format!("{ip}:7101"))
+        .arg("--listen")
+        .arg(format!("unix:{}", sock.display()))
+        .stdout(Stdio::from(log.try_clone().expect("log")))
+        .stderr(Stdio::from(log))
+        .spawn()
+        .expect("spawn virtplane-domaind");
+    let running = Running(child);
+    wait_healthy(&sock, name);
+    running
+}
+
+/// Nodes found through DNS, as in Kubernetes behind a headless Service: one name resolving to
+/// each node's address. The gateway runs in a namespace of its own whose /etc/hosts gives
+/// `vp-nodes` two addresses, one per node namespace (veth pairs), and names each node by what
+/// its domain service reports (`--node-name`).
+#[test]
+fn nodes_found_through_dns() {
+    let dir = tempfile::Builder::new()
+        .prefix("vp-dns-")
+        .tempdir_in("/tmp")
+        .expect("temp dir");
+    let (gw_ns, alpha_ns, beta_ns) = (NetNs::create(), NetNs::create(), NetNs::create());
+    for (ns, gw_ip, node_ip, link) in [
+        (&alpha_ns, "10.77.1.1/24", "10.77.1.2/24", "to-alpha"),
+        (&beta_ns, "10.77.2.1/24", "10.77.2.2/24", "to-beta"),
+    ] {
+        gw_ns.ip(&[
+            "link",
+            "add",
+            link,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth0",
+            "netns",
+            ns.name(),
+        ]);
+        gw_ns.ip(&["addr", "add", gw_ip, "dev", link]);
+        gw_ns.ip(&["link", "set", link, "up"]);
+        ns.ip(&["addr", "add", node_ip, "dev", "eth0"]);
+        ns.ip(&["link", "set", "eth0", "up"]);
+    }
+    let _hosts = NetnsHosts::write(
+        &gw_ns,
+        "127.0.0.1 localhost\n10.77.1.2 vp-nodes\n10.77.2.2 vp-nodes\n",
+    );
+    let _alpha = domaind_on_tcp(&alpha_ns, dir.path(), "alpha", "10.77.1.2");
+    let mut beta = Some(domaind_on_tcp(&beta_ns, dir.path(), "beta", "10.77.2.2"));
+
+    let tokens = format!(
+        "admin admin sha256:{}\n",
+        hex::encode(Sha256::digest(ADMIN_TOKEN))
+    );
+    std::fs::write(dir.path().join("tokens"), tokens).expect("tokens");
+    let sock = dir.path().join("gateway.sock");
+    let log = std::fs::File::create(dir.path().join("gateway.log")).expect("log");
+    let _gateway = Running(
+        Command::new("ip")
+            .args(["netns", "exec", gw_ns.name()])
+            .arg(binary("virtplane-gateway"))
+            .args(["--node-dns", "domain=vp-nodes:7101", "--tokens"])
+            .arg(dir.path().join("tokens"))
+            .arg("--listen")
+            .arg(format!("unix:{}", sock.display()))
+            .stdout(Stdio::from(log.try_clone().expect("log")))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("spawn virtplane-gateway"),
+    );
+    wait_healthy(&sock, "gateway");
+    let run = |args: &[&str]| virtctl(&sock, ADMIN_TOKEN, args);
+    let ok = |args: &[&str]| {
+        let out = run(args);
+        assert!(
+            out.status.success(),
+            "virtctl {args:?}: {}\ngateway log:\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            std::fs::read_to_string(dir.path().join("gateway.log")).unwrap_or_default()
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+
+    // Both nodes were found, under their own names.
+    let xml = dir.path().join("d.xml");
+    for (node, domain) in [("alpha", "on-alpha"), ("beta", "on-beta")] {
+        std::fs::write(&xml, virtplane_e2e::domain_xml(domain)).expect("xml");
+        ok(&["--node", node, "define", &xml.display().to_string()]);
+    }
+    let list = ok(&["list", "--all"]);
+    for (node, domain) in [("alpha", "on-alpha"), ("beta", "on-beta")] {
+        assert!(
+            list.lines().any(|l| l.contains(domain) && l.contains(node)),
+            "{domain} on {node}:\n{list}"
+        );
+    }
+    ok(&["start", "on-beta"]);
+    assert!(ok(&["--node", "beta", "nodeinfo"]).contains("CPU"));
+
+    // Beta's service stops; DNS still names it, so its objects show as unreachable.
+    beta.take();
+    let out = run(&["list", "--all"]);
+    let list = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        list.lines()
+            .any(|l| l.contains("on-beta") && l.contains("unreachable")),
+        "{list}"
+    );
+    assert!(
+        list.lines()
+            .any(|l| l.contains("on-alpha") && l.contains("shut off")),
+        "{list}"
+    );
+    ok(&["start", "on-alpha"]);
+}
