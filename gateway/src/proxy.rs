@@ -240,9 +240,17 @@ impl Shared {
         let trace = parts.extensions.get::<TraceContext>().copied();
         propagate_trace(&mut parts.headers, trace);
         parts.extensions = http::Extensions::new();
-        let nodes = self.fleet.nodes();
-        if let (true, [only]) = (self.fleet.is_single(), nodes.as_slice()) {
+        if let Some(only) = self.fleet.single() {
             return send_to(only, acl, parts, body, false).await;
+        }
+        if self.fleet.nodes().is_empty() {
+            let message = if self.fleet.dns().is_empty() {
+                format!("no address configured for the {} service", acl.backend)
+            } else {
+                "no node found through --node-dns yet".to_owned()
+            };
+            return with_reason(tonic::Code::Unavailable, message, "BACKEND_NOT_CONFIGURED")
+                .into_http();
         }
         let routed = route::decide(&self.fleet, acl, first.as_ref(), &parts.headers).await;
         parts.headers.remove(NODE_HEADER);

@@ -94,6 +94,16 @@ impl Fleet {
         self.configured.len() == 1 && self.dns.is_empty()
     }
 
+    /// The one node of the one-host setup (see [`Fleet::is_single`]), without the copying
+    /// [`Fleet::nodes`] does: this is every call's path there.
+    pub fn single(&self) -> Option<&Arc<Node>> {
+        if self.dns.is_empty() && self.configured.len() == 1 {
+            self.configured.values().next()
+        } else {
+            None
+        }
+    }
+
     /// Every node, sorted by name (configured ones win over a discovered one of the same
     /// name).
     pub fn nodes(&self) -> Vec<Arc<Node>> {
