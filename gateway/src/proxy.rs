@@ -241,6 +241,20 @@ impl Shared {
         propagate_trace(&mut parts.headers, trace);
         parts.extensions = http::Extensions::new();
         if let Some(only) = self.fleet.single() {
+            if let Some(named) = parts.headers.remove(NODE_HEADER)
+                && named.as_bytes() != only.name.as_bytes()
+            {
+                return with_reason(
+                    tonic::Code::NotFound,
+                    format!(
+                        "no node named '{}' (nodes: {})",
+                        String::from_utf8_lossy(named.as_bytes()),
+                        only.name
+                    ),
+                    "NODE_NOT_FOUND",
+                )
+                .into_http();
+            }
             return send_to(only, acl, parts, body, false).await;
         }
         if self.fleet.nodes().is_empty() {
@@ -273,8 +287,16 @@ impl Shared {
         let (Some(key), Some((parts, message))) = (cached, replay) else {
             return response;
         };
-        let stale = Status::from_header_map(response.headers())
-            .is_some_and(|status| status.code() == tonic::Code::NotFound);
+        // NOT_FOUND: it is gone from there (undefined, or defined anew elsewhere);
+        // UNAVAILABLE: that node is down, and it may have been defined anew elsewhere. Either
+        // way the cache forgets, and a fresh lookup that finds it on another node (and only
+        // there: a name on two nodes is refused) gets the call once more.
+        let stale = Status::from_header_map(response.headers()).is_some_and(|status| {
+            matches!(
+                status.code(),
+                tonic::Code::NotFound | tonic::Code::Unavailable
+            )
+        });
         if !stale {
             return response;
         }

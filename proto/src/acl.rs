@@ -102,6 +102,11 @@ impl MethodAcl {
         self.perms.iter().any(|p| !is_read_only_permission(p))
     }
 
+    /// True when the request has a field naming the object the call acts on.
+    pub fn is_keyed(&self) -> bool {
+        self.object_key.is_some()
+    }
+
     /// The request message type.
     pub fn input(&self) -> &MessageDescriptor {
         &self.input

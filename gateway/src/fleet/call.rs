@@ -38,6 +38,12 @@ pub async fn unary(
             .send(parts, body)
             .await
             .map_err(|err| unreachable(err.to_string()))?;
+        if response.status() != http::StatusCode::OK || !is_grpc(response.headers()) {
+            return Err(unreachable(format!(
+                "not a gRPC answer (HTTP {})",
+                response.status()
+            )));
+        }
         if let Some(status) = Status::from_header_map(response.headers())
             && status.code() != tonic::Code::Ok
         {
@@ -85,6 +91,13 @@ fn request(
         sent.insert("grpc-timeout", value);
     }
     Ok(request)
+}
+
+fn is_grpc(headers: &HeaderMap) -> bool {
+    headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/grpc"))
 }
 
 /// Headers of the caller's request that describe that request, not the caller.

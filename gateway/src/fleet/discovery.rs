@@ -70,29 +70,57 @@ async fn refresh(fleet: &Fleet, known: &mut HashMap<IpAddr, Seen>) {
         }
     }
     let now = Instant::now();
+    // New addresses, changed ones, and those still named by their address (their domain
+    // service did not answer yet) are named now, all at once.
+    let mut naming = tokio::task::JoinSet::new();
     for (ip, specs) in services {
         match known.get_mut(&ip) {
-            Some(seen) if same_services(&seen.node, &specs) => seen.last_seen = now,
+            Some(seen) if same_services(&seen.node, &specs) && seen.node.name != ip.to_string() => {
+                seen.last_seen = now;
+            }
+            Some(seen) if same_services(&seen.node, &specs) => {
+                let backends = seen.node.backends.clone();
+                naming.spawn(async move { (ip, node_name(ip, &backends).await, backends) });
+            }
             _ => {
                 let backends = Backends::with_tls(&specs, fleet.tls());
-                let mut name = node_name(ip, &backends).await;
-                let taken = known
-                    .iter()
-                    .any(|(other, seen)| *other != ip && seen.node.name == name);
-                if taken || fleet.is_configured(&name) {
-                    tracing::warn!(node = %name, address = %ip, "another node has this name: naming it by its address");
-                    name = ip.to_string();
-                }
-                tracing::info!(node = %name, address = %ip, "node discovered");
-                known.insert(
-                    ip,
-                    Seen {
-                        node: Arc::new(Node { name, backends }),
-                        last_seen: now,
-                    },
-                );
+                naming.spawn(async move { (ip, node_name(ip, &backends).await, backends) });
             }
         }
+    }
+    while let Some(Ok((ip, mut name, backends))) = naming.join_next().await {
+        // A name another address has: the newer address wins if the other one left DNS
+        // (a node that changed address), else this one goes by its address.
+        let holder = known
+            .iter()
+            .find(|(other, seen)| **other != ip && seen.node.name == name)
+            .map(|(other, seen)| (*other, seen.last_seen == now));
+        match holder {
+            Some((other, false)) => {
+                tracing::info!(node = %name, old = %other, new = %ip, "node moved to a new address");
+                known.remove(&other);
+            }
+            Some((_, true)) => {
+                tracing::warn!(node = %name, address = %ip, "another node has this name: naming it by its address");
+                name = ip.to_string();
+            }
+            None => {}
+        }
+        if fleet.is_configured(&name) {
+            tracing::warn!(node = %name, address = %ip, "a configured node has this name: naming it by its address");
+            name = ip.to_string();
+        }
+        let renamed = known.get(&ip).is_none_or(|seen| seen.node.name != name);
+        if renamed {
+            tracing::info!(node = %name, address = %ip, "node discovered");
+        }
+        known.insert(
+            ip,
+            Seen {
+                node: Arc::new(Node { name, backends }),
+                last_seen: now,
+            },
+        );
     }
     known.retain(|ip, seen| {
         let keep = now.duration_since(seen.last_seen) < FORGET_AFTER;

@@ -23,7 +23,7 @@ use prost_reflect::{
 use tonic::Status;
 
 /// The most (node, method, request) answers kept for unreachable nodes.
-const MAX_CACHED_LISTS: usize = 1024;
+const MAX_CACHED_LISTS: usize = 256;
 
 /// One node's answer to a fanned-out list.
 #[derive(Debug, Clone)]
@@ -67,8 +67,11 @@ impl ListCache {
 pub struct Merged {
     /// The encoded response.
     pub message: Vec<u8>,
-    /// (name, node) of every item a node answered with just now: owners worth caching.
+    /// (name, node) of every item a node answered with just now, for names only one node
+    /// has: owners worth caching.
     pub owners: Vec<(String, String)>,
+    /// Names more than one node answered with: no owner may be cached for them.
+    pub shared: Vec<String>,
 }
 
 /// Merges the answers (in node order) into one response of type `output`. `request` is the
@@ -116,6 +119,17 @@ pub fn merge(
         }
     }
     items.sort_by_key(name_of);
+    // A name on two nodes has no one owner: the caller must name the node.
+    let mut claims: HashMap<&str, usize> = HashMap::new();
+    for (name, _) in &owners {
+        *claims.entry(name.as_str()).or_default() += 1;
+    }
+    let shared: Vec<String> = claims
+        .into_iter()
+        .filter(|(_, count)| *count > 1)
+        .map(|(name, _)| name.to_owned())
+        .collect();
+    owners.retain(|(name, _)| !shared.contains(name));
     let page_size = request
         .get_field_by_name("page_size")
         .and_then(|v| v.as_u32())
@@ -138,6 +152,7 @@ pub fn merge(
     Ok(Merged {
         message: merged.encode_to_vec(),
         owners,
+        shared,
     })
 }
 
@@ -241,6 +256,37 @@ mod tests {
         assert_eq!(
             merged.event_sequence, 0,
             "per-node sequences are not merged"
+        );
+    }
+
+    #[test]
+    fn owners_are_named_only_for_names_one_reachable_node_has() {
+        let pool = pool();
+        let output = pool
+            .get_message_by_name("virtplane.v1.ListDomainsResponse")
+            .unwrap();
+        let input = pool
+            .get_message_by_name("virtplane.v1.ListDomainsRequest")
+            .unwrap();
+        let merged = merge(
+            &output,
+            &DynamicMessage::new(input),
+            &[
+                answer("a", domains(&["default", "web"], ""), false),
+                answer("b", domains(&["default", "db"], ""), false),
+                answer("c", domains(&["old"], ""), true),
+            ],
+        )
+        .unwrap();
+        assert_eq!(merged.shared, ["default"]);
+        let mut owners = merged.owners;
+        owners.sort();
+        assert_eq!(
+            owners,
+            [
+                ("db".to_owned(), "b".to_owned()),
+                ("web".to_owned(), "a".to_owned())
+            ]
         );
     }
 

@@ -91,7 +91,7 @@ impl Fleet {
     /// True for the one-host setup: a single configured node and no discovery. Calls then go
     /// straight to it, with no routing work.
     pub fn is_single(&self) -> bool {
-        self.configured.len() == 1 && self.dns.is_empty()
+        self.single().is_some()
     }
 
     /// The one node of the one-host setup (see [`Fleet::is_single`]), without the copying

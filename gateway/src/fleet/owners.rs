@@ -42,6 +42,13 @@ pub enum Owner {
     Missing {
         unreachable: Vec<String>,
     },
+    /// More than one node has an object of that name (a node that joined with its own
+    /// `default` pool, a volume path that exists on every host): the caller must say which.
+    Ambiguous {
+        nodes: Vec<String>,
+    },
+    /// A node refused the lookup itself (the caller may not look the object up).
+    Refused(Status),
 }
 
 /// The Lookup call that finds an object: backend, path and encoded request.
@@ -150,6 +157,19 @@ impl Owners {
                 None => self.forget_key(&lookup.cache_key),
             }
         }
+        self.ask(fleet, lookup, headers).await
+    }
+
+    /// The node that owns `key` now, asking every node whatever the cache says: for
+    /// decisions a stale answer would get wrong, such as refusing a name as taken.
+    pub async fn find_fresh(&self, fleet: &Fleet, key: &ObjectKey, headers: &HeaderMap) -> Owner {
+        let lookup = LookupCall::for_key(key);
+        self.forget_key(&lookup.cache_key);
+        self.ask(fleet, lookup, headers).await
+    }
+
+    /// Asks every node at once; exactly one claim is an owner (and cached).
+    async fn ask(&self, fleet: &Fleet, lookup: LookupCall, headers: &HeaderMap) -> Owner {
         let mut asks = tokio::task::JoinSet::new();
         for node in fleet.nodes() {
             let Some(backend) = node.backends.get(lookup.backend).cloned() else {
@@ -169,26 +189,30 @@ impl Owners {
                 (node, answer)
             });
         }
-        let mut found: Option<Arc<Node>> = None;
+        let mut found: Vec<Arc<Node>> = Vec::new();
         let mut unreachable = Vec::new();
+        let mut refused = None;
         while let Some(joined) = asks.join_next().await {
             let Ok((node, answer)) = joined else { continue };
             match answer {
-                // Names are unique across the fleet; should two nodes claim one, the first
-                // by name wins, so every gateway picks the same.
-                Ok(_) => {
-                    if found.as_ref().is_none_or(|f| node.name < f.name) {
-                        found = Some(node);
-                    }
-                }
+                Ok(_) => found.push(node),
                 Err(status) if is_absent(&status) => {}
+                Err(status) if is_refusal(&status) => refused = Some(status),
                 Err(status) => {
                     tracing::debug!(node = %node.name, "owner lookup failed: {}", status.message());
                     unreachable.push(node.name.clone());
                 }
             }
         }
-        match found {
+        if let Some(status) = refused {
+            return Owner::Refused(status);
+        }
+        if found.len() > 1 {
+            let mut nodes: Vec<String> = found.iter().map(|n| n.name.clone()).collect();
+            nodes.sort();
+            return Owner::Ambiguous { nodes };
+        }
+        match found.pop() {
             Some(node) => {
                 self.remember(lookup.cache_key, &node.name);
                 Owner::Found {
@@ -211,7 +235,7 @@ impl Owners {
             .cloned()
     }
 
-    /// Records that `node` owns `key` (also after the gateway placed a new object there).
+    /// Records that `node` owns `key`.
     pub fn remember(&self, key: OwnerKey, node: &str) {
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         if cache.len() >= MAX_CACHED {
@@ -225,12 +249,21 @@ impl Owners {
         self.forget_key(&LookupCall::for_key(key).cache_key);
     }
 
-    fn forget_key(&self, key: &OwnerKey) {
+    /// Drops the cached owner of a cache key.
+    pub fn forget_key(&self, key: &OwnerKey) {
         self.cache
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(key);
     }
+}
+
+/// The node refused the caller's lookup: every node would.
+fn is_refusal(status: &Status) -> bool {
+    matches!(
+        status.code(),
+        tonic::Code::PermissionDenied | tonic::Code::Unauthenticated
+    )
 }
 
 /// The node answered, and does not have the object.

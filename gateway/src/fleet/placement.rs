@@ -22,28 +22,61 @@ pub const NODE_INFO_TIMEOUT: Duration = Duration::from_secs(3);
 const NODE_INFO_PATH: &str = "/virtplane.v1.HostService/GetNodeInfo";
 
 /// The name a libvirt-format definition gives its object: the root element's `<name>`
-/// child. None when there is none (the service then refuses the XML in its own words).
+/// child, its text, character and predefined entity references and CDATA joined. None when
+/// there is none, or it uses an entity the services would refuse anyway (their reader takes
+/// no DOCTYPE): the service then refuses the XML in its own words.
 pub fn defined_name(xml: &str) -> Option<String> {
     let mut reader = quick_xml::Reader::from_str(xml);
     let mut depth = 0usize;
-    let mut in_name = false;
+    let mut name: Option<String> = None;
     loop {
         match reader.read_event().ok()? {
             Event::Start(start) => {
                 depth += 1;
-                in_name = depth == 2 && start.local_name().as_ref() == b"name";
+                if depth == 2 && start.local_name().as_ref() == b"name" {
+                    name = Some(String::new());
+                }
             }
             Event::End(_) => {
+                if let Some(text) = name.take() {
+                    let text = text.trim().to_owned();
+                    return (!text.is_empty()).then_some(text);
+                }
                 depth = depth.checked_sub(1)?;
-                in_name = false;
             }
-            Event::Text(text) if in_name => {
-                let name = text.decode().ok()?.trim().to_owned();
-                return (!name.is_empty()).then_some(name);
+            Event::Text(text) => {
+                if let Some(name) = name.as_mut() {
+                    name.push_str(&text.decode().ok()?);
+                }
+            }
+            Event::CData(text) => {
+                if let Some(name) = name.as_mut() {
+                    name.push_str(&text.decode().ok()?);
+                }
+            }
+            Event::GeneralRef(reference) => {
+                if let Some(name) = name.as_mut() {
+                    name.push(entity(&reference)?);
+                }
             }
             Event::Eof => return None,
             _ => {}
         }
+    }
+}
+
+/// A character reference or one of XML's five predefined entities.
+fn entity(reference: &quick_xml::events::BytesRef<'_>) -> Option<char> {
+    if let Some(c) = reference.resolve_char_ref().ok()? {
+        return Some(c);
+    }
+    match reference.as_ref() {
+        b"amp" => Some('&'),
+        b"lt" => Some('<'),
+        b"gt" => Some('>'),
+        b"quot" => Some('"'),
+        b"apos" => Some('\''),
+        _ => None,
     }
 }
 
@@ -141,6 +174,20 @@ mod tests {
         assert_eq!(defined_name("<domain><memory>1</memory></domain>"), None);
         assert_eq!(defined_name("<domain><name></name></domain>"), None);
         assert_eq!(defined_name("not xml <"), None);
+        // References and CDATA are part of the name, as the services read it.
+        assert_eq!(
+            defined_name("<domain><name>db&amp;x</name></domain>").as_deref(),
+            Some("db&x")
+        );
+        assert_eq!(
+            defined_name("<domain><name>&#119;eb</name></domain>").as_deref(),
+            Some("web")
+        );
+        assert_eq!(
+            defined_name("<domain><name><![CDATA[web]]></name></domain>").as_deref(),
+            Some("web")
+        );
+        assert_eq!(defined_name("<domain><name>&custom;</name></domain>"), None);
     }
 
     #[test]

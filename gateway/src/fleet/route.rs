@@ -55,8 +55,11 @@ pub fn is_list(acl: &MethodAcl) -> bool {
     acl.method.starts_with("List") && !acl.client_streaming && !acl.server_streaming
 }
 
+/// A call that makes a new object from XML and names no existing one (CreateVolume, which
+/// names its pool, is routed by the pool).
 fn is_definition(acl: &MethodAcl) -> bool {
     (acl.method.starts_with("Define") || acl.method.starts_with("Create"))
+        && !acl.is_keyed()
         && acl.input().get_field_by_name("xml").is_some()
 }
 
@@ -136,7 +139,23 @@ async fn by_owner(fleet: &Fleet, key: &ObjectKey, headers: &HeaderMap) -> Route 
             ),
             "NODE_UNREACHABLE",
         )),
+        Owner::Ambiguous { nodes } => Route::Refuse(ambiguous(key, &nodes)),
+        Owner::Refused(status) => Route::Refuse(status),
     }
+}
+
+/// More than one node has an object of that name: the caller must say which.
+fn ambiguous(key: &ObjectKey, nodes: &[String]) -> Status {
+    with_reason(
+        tonic::Code::FailedPrecondition,
+        format!(
+            "{} '{}' exists on nodes {}: name one with --node",
+            key.kind.as_str(),
+            key.value,
+            nodes.join(", ")
+        ),
+        "ON_MANY_NODES",
+    )
 }
 
 /// The name a definition request's XML gives its object.
@@ -165,7 +184,8 @@ async fn defined_elsewhere(
         kind,
         value: name.clone(),
     };
-    match fleet.owners.find(fleet, &key, headers).await {
+    // Asked afresh: a cached owner may have undefined it since.
+    match fleet.owners.find_fresh(fleet, &key, headers).await {
         Owner::Found { node: owner, .. } if owner.name != node.name => Some(with_reason(
             tonic::Code::AlreadyExists,
             format!(
@@ -175,6 +195,16 @@ async fn defined_elsewhere(
             ),
             "EXISTS_ON_ANOTHER_NODE",
         )),
+        Owner::Ambiguous { nodes } if nodes.iter().any(|n| *n != node.name) => Some(with_reason(
+            tonic::Code::AlreadyExists,
+            format!(
+                "{} '{name}' already exists on nodes {}: names are unique across the nodes",
+                kind.as_str(),
+                nodes.join(", ")
+            ),
+            "EXISTS_ON_ANOTHER_NODE",
+        )),
+        Owner::Refused(status) => Some(status),
         _ => None,
     }
 }
@@ -192,8 +222,11 @@ async fn for_definition(
             kind,
             value: name.clone(),
         };
-        match fleet.owners.find(fleet, &key, headers).await {
+        // Asked afresh: placing by a stale answer would put a second one elsewhere.
+        match fleet.owners.find_fresh(fleet, &key, headers).await {
             Owner::Found { node, .. } => return Route::Node { node, cached: None },
+            Owner::Ambiguous { nodes } => return Route::Refuse(ambiguous(&key, &nodes)),
+            Owner::Refused(status) => return Route::Refuse(status),
             Owner::Missing { unreachable } if !unreachable.is_empty() => {
                 tracing::warn!(
                     object = %name,
@@ -204,13 +237,9 @@ async fn for_definition(
             Owner::Missing { .. } => {}
         }
     }
+    // Not cached here: the definition may yet fail; the next call asks.
     match placement::most_free_memory(fleet, headers).await {
-        Ok(node) => {
-            if let (Some(name), Some(kind)) = (name, kind) {
-                fleet.owners.remember((kind, name), &node.name);
-            }
-            Route::Node { node, cached: None }
-        }
+        Ok(node) => Route::Node { node, cached: None },
         Err(status) => Route::Refuse(status),
     }
 }
@@ -267,7 +296,11 @@ pub async fn fan_out(
                     unreachable: false,
                 });
             }
-            Err(status) if is_node_failure(&status) => {
+            // The request itself is refused (a bad filter, a permission): every node would
+            // say the same.
+            Err(status) if is_request_refusal(&status) => return Err(status),
+            // Any other failure is the node's: its objects are shown as last seen.
+            Err(status) => {
                 tracing::debug!(%node, "list: node did not answer: {}", status.message());
                 if let Some(response) = fleet.lists.last(&node, &acl.path, &request) {
                     answers.push(NodeAnswer {
@@ -278,9 +311,6 @@ pub async fn fan_out(
                 }
                 unreachable.push(node);
             }
-            // The request itself is refused (a bad filter, a permission): every node would
-            // say the same.
-            Err(status) => return Err(status),
         }
     }
     if answers.is_empty() && !unreachable.is_empty() {
@@ -301,14 +331,18 @@ pub async fn fan_out(
         for (name, node) in merged.owners {
             fleet.owners.remember((kind, name), &node);
         }
+        for name in merged.shared {
+            fleet.owners.forget_key(&(kind, name));
+        }
     }
     Ok((merged.message, unreachable))
 }
 
-/// The node failed, rather than refusing the request.
-fn is_node_failure(status: &Status) -> bool {
+/// The caller's request is refused as such (every node would refuse it), rather than one
+/// node failing.
+fn is_request_refusal(status: &Status) -> bool {
     matches!(
         status.code(),
-        tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Unknown
+        tonic::Code::InvalidArgument | tonic::Code::PermissionDenied | tonic::Code::Unauthenticated
     )
 }

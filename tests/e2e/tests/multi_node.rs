@@ -450,6 +450,31 @@ fn two_nodes_behind_one_gateway() {
     assert_eq!(placed, holder.name, "placed on a known node");
     assert!(holder.domains_here().contains(&"vm-c".to_owned()));
     gateway.ok(&["undefine", "vm-c"]);
+    // Gone, the name is free again, on the other node too (no stale owner refuses it).
+    let other = if placed == "alpha" { "beta" } else { "alpha" };
+    gateway.ok(&["--node", other, "define", &c_xml]);
+    assert_eq!(gateway.node_of("vm-c"), other);
+    gateway.ok(&["undefine", "vm-c"]);
+
+    // A name two nodes have (made behind the gateway's back): once the gateway sees it (a
+    // list, or a lookup), calls must name the node.
+    let out = virtctl(&alpha.sock("domain"), "", &["define", &b_xml]);
+    assert!(out.status.success(), "direct define on alpha: {out:?}");
+    let both: Vec<String> = gateway
+        .domains()
+        .into_iter()
+        .filter(|d| d.0 == "vm-b")
+        .map(|d| d.1)
+        .collect();
+    assert_eq!(both, ["alpha", "beta"], "listed on both nodes");
+    let refused = gateway.fails(&["dominfo", "vm-b"]);
+    assert!(
+        refused.contains("alpha") && refused.contains("beta") && refused.contains("--node"),
+        "{refused}"
+    );
+    let out = virtctl(&alpha.sock("domain"), "", &["undefine", "vm-b"]);
+    assert!(out.status.success(), "direct undefine on alpha: {out:?}");
+    assert!(gateway.ok(&["dominfo", "vm-b"]).contains("running"));
 
     // Permissions hold per call whatever the node: a viewer lists both, starts nothing.
     let viewed = virtctl(&gateway.sock(), VIEWER_TOKEN, &["list", "--all", "--name"]);
@@ -692,4 +717,18 @@ fn nodes_found_through_dns() {
         "{list}"
     );
     ok(&["start", "on-alpha"]);
+}
+
+/// The one-host gateway (its backends belong to the node `local`) takes `--node local` and
+/// refuses any other node instead of running the call on the one it has.
+#[test]
+fn a_one_host_gateway_refuses_other_nodes() {
+    let stack = virtplane_e2e::Stack::start();
+    assert!(stack.ok(&["--node", "local", "nodeinfo"]).contains("CPU"));
+    let refused = stack.fails(Some(ADMIN_TOKEN), &["--node", "beta", "destroy", "test"]);
+    assert!(
+        refused.contains("beta") && refused.contains("local"),
+        "{refused}"
+    );
+    assert!(stack.ok(&["domstate", "test"]).contains("running"));
 }
