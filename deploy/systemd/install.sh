@@ -43,6 +43,7 @@ if [ -z "$bin_dir" ]; then
         exit 1
     fi
 fi
+install -d -m 0755 /usr/local/bin
 for binary in virtplane-domaind virtplane-networkd virtplane-storaged virtplane-gateway virtctl; do
     [ -x "$bin_dir/$binary" ] || { echo "install.sh: $bin_dir/$binary is missing" >&2; exit 1; }
     install -m 0755 "$bin_dir/$binary" "/usr/local/bin/$binary"
