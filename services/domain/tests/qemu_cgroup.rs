@@ -518,8 +518,7 @@ fn vm_cgroups(cgroups: &TestCgroups) -> Vec<PathBuf> {
 /// ~20 ms and keep the cgroup busy), and a QEMU killed under the driver is cleaned up too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn driver_removes_vm_cgroups_when_vms_stop() {
-    use virtplane_domain::driver::qemu::QemuDriver;
-    use virtplane_domain::driver::{DomainDriver, DriverConfig};
+    use virtplane_domain::driver::DomainDriver;
     use virtplane_domain::model::DomainRef;
 
     let name = format!("virtplane-test-{}-drv", std::process::id());
@@ -532,24 +531,8 @@ async fn driver_removes_vm_cgroups_when_vms_stop() {
         .prefix("vp-cgd-")
         .tempdir_in("/tmp")
         .unwrap();
-    let driver = QemuDriver::open(&DriverConfig {
-        state_dir: dir.path().join("state"),
-        run_dir: dir.path().join("run"),
-        emulator: None,
-        vm_cgroup_root: Some(Some(PathBuf::from(&root))),
-        network_service: None,
-        storage_service: None,
-        guest_agent_timeout: None,
-    })
-    .await
-    .unwrap();
-    let xml = |n: &str| {
-        format!(
-            "<domain type='qemu'><name>{n}</name><memory unit='MiB'>64</memory><vcpu>1</vcpu>\
-             <os><type arch='x86_64' machine='pc'>hvm</type></os>\
-             <devices><memballoon model='none'/></devices></domain>"
-        )
-    };
+    let driver = open_driver(dir.path(), &root).await;
+    let xml = tiny_domain_xml;
 
     // Destroy (SIGTERM: QEMU's orderly exit, the slow one): no cgroup is left at return.
     let def = parse_domain(&xml("cg-destroyed")).unwrap();
@@ -588,6 +571,81 @@ async fn driver_removes_vm_cgroups_when_vms_stop() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// A QEMU that ends while the service is down (killed with it, or on its own) leaves its
+/// cgroups to the next service run: reattaching finds it gone and removes them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn driver_removes_cgroups_of_vms_that_ended_while_it_was_down() {
+    use virtplane_domain::driver::DomainDriver;
+    use virtplane_domain::model::{DomainRef, Reason, State};
+
+    let name = format!("virtplane-test-{}-away", std::process::id());
+    if writable_v2(&name).is_none() {
+        return;
+    }
+    let cgroups = TestCgroups { name: name.clone() };
+    let root = format!("{name}/vms");
+    let dir = tempfile::Builder::new()
+        .prefix("vp-cga-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let domain = DomainRef::Name("cg-away".into());
+    let driver = open_driver(dir.path(), &root).await;
+    let def = parse_domain(&tiny_domain_xml("cg-away")).unwrap();
+    driver.define(def).await.unwrap();
+    driver.start(&domain, false).await.unwrap();
+    let pid = driver.running_vm(&domain).unwrap().1.pid();
+    let _guard = VmGuardPid(pid);
+    assert!(
+        !vm_cgroups(&cgroups).is_empty(),
+        "QEMU was not placed in a VM cgroup"
+    );
+
+    // The service goes (its VM runs on), then the VM ends with nobody watching.
+    drop(driver);
+    kill(Pid::from_raw(pid), Signal::SIGKILL).unwrap();
+    let deadline = Instant::now() + HANG_GUARD;
+    while Path::new(&format!("/proc/{pid}")).exists() {
+        assert!(Instant::now() < deadline, "QEMU {pid} did not exit");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let driver = open_driver(dir.path(), &root).await;
+    let info = driver.lookup(&domain).unwrap();
+    assert_eq!(
+        (info.state, info.reason),
+        (State::Shutoff, Reason::ShutoffCrashed)
+    );
+    let left = vm_cgroups(&cgroups);
+    assert!(left.is_empty(), "cgroups left after reattach: {left:?}");
+}
+
+/// The qemu driver with its state in `dir`, placing VMs below `root`.
+async fn open_driver(
+    dir: &Path,
+    root: &str,
+) -> std::sync::Arc<virtplane_domain::driver::qemu::QemuDriver> {
+    virtplane_domain::driver::qemu::QemuDriver::open(&virtplane_domain::driver::DriverConfig {
+        state_dir: dir.join("state"),
+        run_dir: dir.join("run"),
+        emulator: None,
+        vm_cgroup_root: Some(Some(PathBuf::from(root))),
+        network_service: None,
+        storage_service: None,
+        guest_agent_timeout: None,
+    })
+    .await
+    .unwrap()
+}
+
+/// A domain with no disks that QEMU can start (TCG, 64 MiB).
+fn tiny_domain_xml(name: &str) -> String {
+    format!(
+        "<domain type='qemu'><name>{name}</name><memory unit='MiB'>64</memory><vcpu>1</vcpu>\
+         <os><type arch='x86_64' machine='pc'>hvm</type></os>\
+         <devices><memballoon model='none'/></devices></domain>"
+    )
 }
 
 /// Kills, when dropped, a QEMU this test started, if it still runs as QEMU.

@@ -39,7 +39,7 @@ const CONFIG: Impact = Impact {
 };
 
 /// The driver with its state in a short temp dir; every QEMU it still runs is killed (by
-/// pid) when dropped.
+/// pid) and its VM cgroups removed when dropped, also when a test fails.
 struct Fixture {
     driver: Option<Arc<QemuDriver>>,
     dir: tempfile::TempDir,
@@ -82,12 +82,13 @@ impl Fixture {
 
 impl Drop for Fixture {
     fn drop(&mut self) {
-        for vm in self.driver.iter().flat_map(|d| d.running_vms()) {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(vm.pid()),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-        }
+        let pids: Vec<i32> = self
+            .driver
+            .iter()
+            .flat_map(|d| d.running_vms())
+            .map(|vm| vm.pid())
+            .collect();
+        support::kill_vms(&pids);
     }
 }
 

@@ -103,7 +103,8 @@ pub fn boots(serial_log: &Path) -> usize {
 }
 
 /// The qemu driver with its state in a short temp dir (unix socket paths are limited); every
-/// QEMU it still runs is killed when dropped, also when a test fails.
+/// QEMU it still runs is killed and its VM cgroups removed when dropped, also when a test
+/// fails.
 pub struct QemuFixture {
     pub driver: std::sync::Arc<virtplane_domain::driver::qemu::QemuDriver>,
     pub dir: tempfile::TempDir,
@@ -135,11 +136,58 @@ impl QemuFixture {
 
 impl Drop for QemuFixture {
     fn drop(&mut self) {
-        for vm in self.driver.running_vms() {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(vm.pid()),
-                nix::sys::signal::Signal::SIGKILL,
-            );
+        let pids: Vec<i32> = self
+            .driver
+            .running_vms()
+            .iter()
+            .map(|vm| vm.pid())
+            .collect();
+        kill_vms(&pids);
+    }
+}
+
+/// Kills the QEMUs `pids` a test left running (it failed, or never destroyed them) and removes
+/// the VM cgroups the driver put them in. The driver would remove those when it sees QEMU
+/// exit, but a test's driver does not get to: its runtime ends with the test.
+pub fn kill_vms(pids: &[i32]) {
+    use std::time::{Duration, Instant};
+    use virtplane_domain::driver::qemu::process::cgroup::VmCgroups;
+
+    let keys: Vec<String> = pids.iter().flat_map(|&pid| vm_cgroup_keys(pid)).collect();
+    for &pid in pids {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    let cgroups = VmCgroups::new(None).expect("default VM cgroup root");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for key in keys {
+        // Busy until the killed QEMU's last thread has exited.
+        while cgroups
+            .remove(&key)
+            .is_ok_and(|removal| !removal.busy.is_empty())
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
+}
+
+/// The names of the VM cgroups (below the default root) that `pid` is in.
+fn vm_cgroup_keys(pid: i32) -> Vec<String> {
+    let root = format!(
+        "/{}/",
+        virtplane_domain::driver::qemu::process::cgroup::DEFAULT_ROOT
+    );
+    let mut keys: Vec<String> = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| line.splitn(3, ':').nth(2))
+        .filter_map(|path| path.strip_prefix(&root))
+        .map(str::to_owned)
+        .collect();
+    keys.sort();
+    keys.dedup();
+    keys
 }

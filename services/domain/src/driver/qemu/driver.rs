@@ -596,6 +596,11 @@ fn release_run_files(dir: &std::path::Path, cgroups: &VmCgroups, key: &str, name
     {
         tracing::warn!(domain = %name, dir = %dir.display(), %error, "cannot remove the VM's run dir");
     }
+    release_cgroup(cgroups, key, name);
+}
+
+/// Removes a gone VM's cgroups (a failure is logged: the VM is gone either way). Blocking.
+pub(super) fn release_cgroup(cgroups: &VmCgroups, key: &str, name: &str) {
     match cgroups.remove(key) {
         Ok(removal) if !removal.busy.is_empty() => {
             tracing::warn!(domain = %name, busy = ?removal.busy, "the VM's cgroup is still in use; left in place");

@@ -6,8 +6,8 @@
 //! state compared with the recorded one — a guest that paused, resumed, powered off (QEMU
 //! runs with `-no-shutdown`, so it waits for us in state `shutdown`) or panicked meanwhile is
 //! handled now, with the events a watcher would have sent. A QEMU that is gone ended without
-//! us: the domain is shut off as crashed, the taps its live definition names are deleted and
-//! the leases on the volumes it names are given back.
+//! us: the domain is shut off as crashed, the taps its live definition names are deleted,
+//! the leases on the volumes it names are given back and its cgroups are removed.
 //! Reattaching runs for all domains at once, so a hundred VMs take about as long as one.
 
 use std::sync::Arc;
@@ -89,11 +89,22 @@ impl QemuDriver {
         Ok(())
     }
 
-    /// The domain's QEMU is gone: shut off as crashed, its taps, volume leases and run dir
-    /// removed.
+    /// The domain's QEMU is gone: shut off as crashed, its taps, volume leases, cgroups and
+    /// run dir removed.
     async fn gone_while_away(&self, snapshot: &Snapshot, dir: &std::path::Path) -> Result<()> {
         self.net.remove_leftovers(&snapshot.def).await;
         self.volumes.remove_leftovers(&snapshot.def).await;
+        // The cgroups the driver made for it when it started (nobody else removes them).
+        let cgroups = self.config.cgroups.clone();
+        let key = self.cgroup_key(snapshot.id, &snapshot.def.name);
+        let name = snapshot.def.name.clone();
+        let released = tokio::task::spawn_blocking(move || {
+            super::driver::release_cgroup(&cgroups, &key, &name)
+        })
+        .await;
+        if let Err(error) = released {
+            tracing::warn!(domain = %snapshot.def.name, %error, "removing the VM's cgroup failed");
+        }
         let locked = self
             .core
             .begin(&DomainRef::Uuid(snapshot.def.uuid.clone()))
