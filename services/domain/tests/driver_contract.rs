@@ -10,6 +10,7 @@
 
 #[path = "driver_contract/harness.rs"]
 mod harness;
+mod support;
 
 use std::time::Duration;
 

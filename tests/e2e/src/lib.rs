@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
+pub mod capabilities;
+pub mod command;
 pub mod guest;
 pub mod netns;
 

@@ -16,11 +16,11 @@
 //! systemd. The container is killed and deleted by its id (runc removes its cgroups), and its
 //! directory removed, when [`Machine`] is dropped, also when the test fails.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+use virtplane_e2e::command::Ran;
 
 use serde_json::{Value, json};
 
@@ -68,66 +68,11 @@ const NETWORK_XML: &str = "<network><name>n1</name><bridge name='vpbr1'/>\
     <forward mode='nat'/><ip address='192.168.150.1' netmask='255.255.255.0'><dhcp>\
     <range start='192.168.150.10' end='192.168.150.50'/></dhcp></ip></network>";
 
-/// The capability names by number, to grant every one the host's bounding set has (runc
-/// refuses one it lacks itself).
-const CAPABILITIES: [&str; 41] = [
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_DAC_READ_SEARCH",
-    "CAP_FOWNER",
-    "CAP_FSETID",
-    "CAP_KILL",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETPCAP",
-    "CAP_LINUX_IMMUTABLE",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_NET_BROADCAST",
-    "CAP_NET_ADMIN",
-    "CAP_NET_RAW",
-    "CAP_IPC_LOCK",
-    "CAP_IPC_OWNER",
-    "CAP_SYS_MODULE",
-    "CAP_SYS_RAWIO",
-    "CAP_SYS_CHROOT",
-    "CAP_SYS_PTRACE",
-    "CAP_SYS_PACCT",
-    "CAP_SYS_ADMIN",
-    "CAP_SYS_BOOT",
-    "CAP_SYS_NICE",
-    "CAP_SYS_RESOURCE",
-    "CAP_SYS_TIME",
-    "CAP_SYS_TTY_CONFIG",
-    "CAP_MKNOD",
-    "CAP_LEASE",
-    "CAP_AUDIT_WRITE",
-    "CAP_AUDIT_CONTROL",
-    "CAP_SETFCAP",
-    "CAP_MAC_OVERRIDE",
-    "CAP_MAC_ADMIN",
-    "CAP_SYSLOG",
-    "CAP_WAKE_ALARM",
-    "CAP_BLOCK_SUSPEND",
-    "CAP_AUDIT_READ",
-    "CAP_PERFMON",
-    "CAP_BPF",
-    "CAP_CHECKPOINT_RESTORE",
-];
-
 /// The container's capabilities: the host's bounding set without those that reach the host
 /// kernel as a whole (modules, clock, reboot, raw I/O).
 fn container_capabilities() -> Vec<&'static str> {
-    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
-    let mask = status
-        .lines()
-        .find_map(|l| l.strip_prefix("CapBnd:"))
-        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
-        .expect("CapBnd in /proc/self/status");
-    CAPABILITIES
-        .iter()
-        .enumerate()
-        .filter(|(bit, _)| mask & (1 << bit) != 0)
-        .map(|(_, name)| *name)
+    virtplane_e2e::capabilities::host_bounding_set()
+        .into_iter()
         .filter(|name| {
             !matches!(
                 *name,
@@ -137,59 +82,9 @@ fn container_capabilities() -> Vec<&'static str> {
         .collect()
 }
 
-/// Output of a finished command.
-struct Ran {
-    success: bool,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs `command` to its end; kills it and fails the test after [`HANG_GUARD`].
-fn run(mut command: Command) -> Ran {
-    let what = format!("{command:?}");
-    let mut child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
-    let readers = [
-        child
-            .stdout
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-        child
-            .stderr
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    ]
-    .map(|pipe| {
-        std::thread::spawn(move || {
-            let mut text = String::new();
-            if let Some(mut pipe) = pipe {
-                let _ = pipe.read_to_string(&mut text);
-            }
-            text
-        })
-    });
-    let deadline = Instant::now() + HANG_GUARD;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for a child") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{what} did not finish within {HANG_GUARD:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let [stdout, stderr] = readers.map(|r| r.join().expect("pipe reader"));
-    Ran {
-        success: status.success(),
-        stdout,
-        stderr,
-    }
+/// Runs `command` to its end, killed (and the test failed) after [`HANG_GUARD`].
+fn run(command: Command) -> Ran {
+    virtplane_e2e::command::run(command, HANG_GUARD)
 }
 
 fn require_tool(path: &str, package: &str) {

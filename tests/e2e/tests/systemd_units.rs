@@ -6,10 +6,10 @@
 //! No systemd as PID 1 is needed: `systemd-analyze` works on unit files offline.
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
+use virtplane_e2e::command::Ran;
 
 use virtplane_e2e::binary;
 
@@ -154,59 +154,9 @@ fn parse_unit(text: &str) -> BTreeMap<(String, String), Vec<String>> {
     entries
 }
 
-/// Output of a finished command: exit success, stdout, stderr.
-struct Ran {
-    success: bool,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs `command` to its end, killed after [`COMMAND_TIMEOUT`].
-fn run(mut command: Command) -> Ran {
-    let what = format!("{command:?}");
-    let mut child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
-    let readers = [
-        child
-            .stdout
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-        child
-            .stderr
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    ]
-    .map(|pipe| {
-        std::thread::spawn(move || {
-            let mut text = String::new();
-            if let Some(mut pipe) = pipe {
-                let _ = pipe.read_to_string(&mut text);
-            }
-            text
-        })
-    });
-    let deadline = Instant::now() + COMMAND_TIMEOUT;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for a child") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{what} did not finish within {COMMAND_TIMEOUT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let [stdout, stderr] = readers.map(|r| r.join().expect("pipe reader"));
-    Ran {
-        success: status.success(),
-        stdout,
-        stderr,
-    }
+/// Runs `command` to its end, killed (and the test failed) after [`COMMAND_TIMEOUT`].
+fn run(command: Command) -> Ran {
+    virtplane_e2e::command::run(command, COMMAND_TIMEOUT)
 }
 
 fn systemd_analyze() -> Option<PathBuf> {

@@ -4,10 +4,9 @@
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use virtplane_domain::driver::qemu::QemuDriver;
-use virtplane_domain::driver::qemu::process::cgroup::VmCgroups;
 use virtplane_domain::driver::test::TestDriver;
 use virtplane_domain::driver::{DomainDriver, DriverConfig};
 use virtplane_domain::model::DomainRef;
@@ -200,8 +199,10 @@ impl Harness for QemuHarness {
 
 impl Drop for QemuHarness {
     fn drop(&mut self) {
-        for pid in qemus_under(self.dir.path()) {
-            kill_leftover(pid);
+        let leftovers = qemus_under(self.dir.path());
+        if !leftovers.is_empty() {
+            eprintln!("killing QEMUs {leftovers:?}, left running");
+            crate::support::kill_vms(&leftovers);
         }
     }
 }
@@ -227,44 +228,4 @@ fn qemus_under(dir: &Path) -> Vec<i32> {
                 && args.iter().any(|a| a.contains(&dir))
         })
         .collect()
-}
-
-/// Kills a QEMU a case left running, then removes the cgroups the driver put it in.
-fn kill_leftover(pid: i32) {
-    eprintln!("killing QEMU {pid}, left running");
-    let keys = vm_cgroup_keys(pid);
-    let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid),
-        nix::sys::signal::Signal::SIGKILL,
-    );
-    let cgroups = VmCgroups::new(None).expect("default VM cgroup root");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    for key in keys {
-        // Busy until QEMU's last thread has exited.
-        while cgroups
-            .remove(&key)
-            .is_ok_and(|removal| !removal.busy.is_empty())
-            && Instant::now() < deadline
-        {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-/// The names of the VM cgroups (below the default root) that `pid` is in.
-fn vm_cgroup_keys(pid: i32) -> Vec<String> {
-    let root = format!(
-        "/{}/",
-        virtplane_domain::driver::qemu::process::cgroup::DEFAULT_ROOT
-    );
-    let mut keys: Vec<String> = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|line| line.splitn(3, ':').nth(2))
-        .filter_map(|path| path.strip_prefix(&root))
-        .map(str::to_owned)
-        .collect();
-    keys.sort();
-    keys.dedup();
-    keys
 }
