@@ -1,7 +1,8 @@
-//! The services behind the gateway: one lazily connected, multiplexed channel per backend
-//! name (`domain`, `network`, `storage`), and health probing of each.
+//! One node's services behind the gateway: lazily connected, multiplexed connections per
+//! backend name (`domain`, `network`, `storage`). Their health is probed by
+//! `fleet::health`, over every node.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -10,15 +11,10 @@ use bytes::Bytes;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 
 use tonic::transport::Channel;
-use tonic_health::ServingStatus;
-use tonic_health::pb::health_check_response::ServingStatus as WireStatus;
-use tonic_health::pb::health_client::HealthClient;
-use tonic_health::server::HealthReporter;
 use virtplane_common::client::{CONNECT_TIMEOUT, connect_channel_tls};
 use virtplane_common::dial::dial;
 use virtplane_common::server::ListenAddr;
 use virtplane_common::tls::ClientTls;
-use virtplane_proto::acl::MethodTable;
 
 use crate::error::Error;
 
@@ -257,69 +253,6 @@ impl Backends {
 
     pub fn get(&self, name: &str) -> Option<&Backend> {
         self.by_name.get(name)
-    }
-
-    /// Probes every backend every [`PROBE_INTERVAL`] and sets the gateway's health status of
-    /// each proto service it serves. Services whose backend is not configured are NOT_SERVING.
-    pub async fn spawn_health_probes(&self, table: &MethodTable, reporter: HealthReporter) {
-        let mut services: HashMap<&str, BTreeSet<String>> = HashMap::new();
-        for method in table.iter() {
-            services
-                .entry(method.backend.as_str())
-                .or_default()
-                .insert(method.service.clone());
-        }
-        for (name, names) in &services {
-            if self.get(name).is_none() {
-                for service in names {
-                    reporter
-                        .set_service_status(service, ServingStatus::NotServing)
-                        .await;
-                }
-            }
-        }
-        for backend in self.by_name.values() {
-            let names: Vec<String> = services
-                .get(backend.name.as_str())
-                .map(|names| names.iter().cloned().collect())
-                .unwrap_or_default();
-            tokio::spawn(probe_loop(backend.clone(), names, reporter.clone()));
-        }
-    }
-}
-
-async fn probe_loop(backend: Backend, services: Vec<String>, reporter: HealthReporter) {
-    let mut client = HealthClient::new(backend.channel.clone());
-    let mut last: Option<bool> = None;
-    let mut ticker = tokio::time::interval(PROBE_INTERVAL);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        ticker.tick().await;
-        let mut request = tonic::Request::new(tonic_health::pb::HealthCheckRequest::default());
-        request.set_timeout(PROBE_TIMEOUT);
-        let result = tokio::time::timeout(PROBE_TIMEOUT, client.check(request)).await;
-        let (serving, why) = match result {
-            Ok(Ok(response)) => {
-                let status = response.into_inner().status;
-                let serving = status == WireStatus::Serving as i32;
-                (serving, format!("health status {status}"))
-            }
-            Ok(Err(status)) => (false, status.message().to_owned()),
-            Err(_) => (false, format!("no health answer within {PROBE_TIMEOUT:?}")),
-        };
-        if last != Some(serving) {
-            let status = if serving {
-                tracing::info!(backend = %backend.name, addr = %backend.addr, "backend is serving");
-                ServingStatus::Serving
-            } else {
-                tracing::warn!(backend = %backend.name, addr = %backend.addr, "backend is not serving: {why}");
-                ServingStatus::NotServing
-            };
-            for service in &services {
-                reporter.set_service_status(service, status).await;
-            }
-            last = Some(serving);
-        }
     }
 }
 

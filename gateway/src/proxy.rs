@@ -257,7 +257,7 @@ impl Shared {
             }
             return send_to(only, acl, parts, body, false).await;
         }
-        if self.fleet.nodes().is_empty() {
+        if self.fleet.is_empty() {
             let message = if self.fleet.dns().is_empty() {
                 format!("no address configured for the {} service", acl.backend)
             } else {

@@ -19,6 +19,9 @@ use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use tonic::{Request, Response, Status};
+use virtplane_proto::headers::{
+    NODE as NODE_HEADER, UNREACHABLE_NODES as UNREACHABLE_NODES_HEADER,
+};
 use virtplane_proto::v1::console_service_client::ConsoleServiceClient;
 use virtplane_proto::v1::domain_service_client::DomainServiceClient;
 use virtplane_proto::v1::domain_stats_service_client::DomainStatsServiceClient;
@@ -43,13 +46,6 @@ pub struct Auth {
     node: Option<MetadataValue<Ascii>>,
 }
 
-/// The request header naming the node a call is for (`--node`).
-pub const NODE_HEADER: &str = "virtplane-node";
-
-/// The response header in which a gateway serving many nodes names those that did not answer
-/// a list.
-pub const UNREACHABLE_NODES_HEADER: &str = "virtplane-unreachable-nodes";
-
 impl Auth {
     pub fn new(token: Option<&str>) -> Result<Self, Error> {
         let header = match token {
@@ -70,11 +66,7 @@ impl Auth {
         self.node = match node {
             None => None,
             Some(name) => {
-                let valid = !name.is_empty()
-                    && name.len() <= 253
-                    && name
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+                let valid = virtplane_proto::headers::is_node_name(name);
                 let value = name.parse().ok().filter(|_| valid);
                 Some(value.ok_or_else(|| Error::BadNode(name.to_owned()))?)
             }

@@ -13,12 +13,10 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use prost::Message;
 use virtplane_common::server::ListenAddr;
-use virtplane_proto::v1 as pb;
 
 use super::spec::NodeDnsSpec;
-use super::{Fleet, Node, call};
+use super::{Fleet, Node};
 use crate::backends::{BackendSpec, Backends};
 
 /// How often the names are resolved again.
@@ -162,19 +160,10 @@ async fn node_name(ip: IpAddr, backends: &Backends) -> String {
     let Some(domain) = backends.get("domain") else {
         return ip.to_string();
     };
-    let request = pb::GetNodeInfoRequest {}.encode_to_vec();
-    let answer = call::unary(
-        &ip.to_string(),
-        domain,
-        "/virtplane.v1.HostService/GetNodeInfo",
-        &super::own_identity(),
-        &request,
-        super::placement::NODE_INFO_TIMEOUT,
-    )
-    .await;
-    match answer.map(pb::GetNodeInfoResponse::decode) {
-        Ok(Ok(info)) if super::spec::is_node_name(&info.node_name) => info.node_name,
-        Ok(Ok(info)) if super::spec::is_node_name(&info.hostname) => info.hostname,
+    let answer = super::placement::node_info(&ip.to_string(), domain, &super::own_identity()).await;
+    match answer {
+        Ok(info) if super::spec::is_node_name(&info.node_name) => info.node_name,
+        Ok(info) if super::spec::is_node_name(&info.hostname) => info.hostname,
         Ok(_) => ip.to_string(),
         Err(status) => {
             tracing::debug!(address = %ip, "node name: {}", status.message());

@@ -33,12 +33,9 @@ use virtplane_common::tls::ClientTls;
 use crate::backends::{BackendSpec, Backends};
 use spec::{NodeBackendSpec, NodeDnsSpec};
 
-/// The request header naming the node a call goes to (virtctl `--node`). Not under the
-/// `x-virtplane-` prefix: that is the gateway's own, stripped from every request.
-pub const NODE_HEADER: &str = "virtplane-node";
-
-/// The response header listing nodes that did not answer a fanned-out list, comma-separated.
-pub const UNREACHABLE_NODES_HEADER: &str = "virtplane-unreachable-nodes";
+pub use virtplane_proto::headers::{
+    NODE as NODE_HEADER, UNREACHABLE_NODES as UNREACHABLE_NODES_HEADER,
+};
 
 /// One node: its name and its services.
 #[derive(Debug)]
@@ -111,6 +108,16 @@ impl Fleet {
         let mut all = discovered.clone();
         all.extend(self.configured.clone());
         all.into_values().collect()
+    }
+
+    /// True when no node is configured or discovered (yet).
+    pub fn is_empty(&self) -> bool {
+        self.configured.is_empty()
+            && self
+                .discovered
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .is_empty()
     }
 
     pub fn node(&self, name: &str) -> Option<Arc<Node>> {

@@ -13,8 +13,8 @@ use tonic::Status;
 use virtplane_common::status::with_reason;
 use virtplane_proto::v1 as pb;
 
-use super::call;
-use super::{Fleet, Node};
+use super::{Fleet, Node, call};
+use crate::backends::Backend;
 
 /// How long a node may take to say how much memory it has free.
 pub const NODE_INFO_TIMEOUT: Duration = Duration::from_secs(3);
@@ -89,20 +89,7 @@ pub async fn most_free_memory(fleet: &Fleet, headers: &HeaderMap) -> Result<Arc<
         };
         let headers = headers.clone();
         asks.spawn(async move {
-            let request = pb::GetNodeInfoRequest {}.encode_to_vec();
-            let answer = call::unary(
-                &node.name,
-                &backend,
-                NODE_INFO_PATH,
-                &headers,
-                &request,
-                NODE_INFO_TIMEOUT,
-            )
-            .await
-            .and_then(|bytes| {
-                pb::GetNodeInfoResponse::decode(bytes)
-                    .map_err(|e| Status::internal(format!("undecodable node info: {e}")))
-            });
+            let answer = node_info(&node.name, &backend, &headers).await;
             (node, answer)
         });
     }
@@ -115,7 +102,7 @@ pub async fn most_free_memory(fleet: &Fleet, headers: &HeaderMap) -> Result<Arc<
             Err(status) => refusals.push(format!("{}: {}", node.name, status.message())),
         }
     }
-    pick(candidates).ok_or_else(|| {
+    pick(candidates, |node| &node.name).ok_or_else(|| {
         refusals.sort();
         with_reason(
             tonic::Code::Unavailable,
@@ -132,35 +119,36 @@ pub async fn most_free_memory(fleet: &Fleet, headers: &HeaderMap) -> Result<Arc<
     })
 }
 
+/// A node's `GetNodeInfo` (its free memory, its name), bounded by [`NODE_INFO_TIMEOUT`].
+pub async fn node_info(
+    node: &str,
+    backend: &Backend,
+    headers: &HeaderMap,
+) -> Result<pb::GetNodeInfoResponse, Status> {
+    let request = pb::GetNodeInfoRequest {}.encode_to_vec();
+    let bytes = call::unary(
+        node,
+        backend,
+        NODE_INFO_PATH,
+        headers,
+        &request,
+        NODE_INFO_TIMEOUT,
+    )
+    .await?;
+    pb::GetNodeInfoResponse::decode(bytes)
+        .map_err(|e| Status::internal(format!("node {node} sent undecodable node info: {e}")))
+}
+
 /// Most free memory first, then the first name.
-fn pick<T: NodeName>(mut candidates: Vec<(u64, T)>) -> Option<T> {
-    candidates.sort_by(|(free_a, a), (free_b, b)| {
-        free_b
-            .cmp(free_a)
-            .then_with(|| a.node_name().cmp(b.node_name()))
-    });
+fn pick<T>(mut candidates: Vec<(u64, T)>, name: impl Fn(&T) -> &str) -> Option<T> {
+    candidates
+        .sort_by(|(free_a, a), (free_b, b)| free_b.cmp(free_a).then_with(|| name(a).cmp(name(b))));
     candidates.into_iter().next().map(|(_, node)| node)
-}
-
-trait NodeName {
-    fn node_name(&self) -> &str;
-}
-
-impl NodeName for Arc<Node> {
-    fn node_name(&self) -> &str {
-        &self.name
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    impl NodeName for &str {
-        fn node_name(&self) -> &str {
-            self
-        }
-    }
 
     #[test]
     fn the_name_is_the_root_elements_name_child() {
@@ -192,8 +180,8 @@ mod tests {
 
     #[test]
     fn most_free_memory_wins_and_ties_go_to_the_first_name() {
-        assert_eq!(pick(vec![(10, "b"), (20, "c"), (5, "a")]), Some("c"));
-        assert_eq!(pick(vec![(20, "b"), (20, "a")]), Some("a"));
-        assert_eq!(pick::<&str>(vec![]), None);
+        assert_eq!(pick(vec![(10, "b"), (20, "c"), (5, "a")], |n| n), Some("c"));
+        assert_eq!(pick(vec![(20, "b"), (20, "a")], |n| n), Some("a"));
+        assert_eq!(pick::<&str>(vec![], |n| n), None);
     }
 }

@@ -4,6 +4,8 @@
 
 use std::str::FromStr;
 
+pub use virtplane_proto::headers::is_node_name;
+
 use crate::backends::BackendSpec;
 
 /// The node a `--backend` without `NODE/` belongs to: the one-host setup.
@@ -55,16 +57,6 @@ impl FromStr for NodeBackendSpec {
             backend,
         })
     }
-}
-
-/// Node names appear in list columns, metric labels and the `virtplane-node` header; a
-/// Kubernetes node name (a DNS subdomain, at most 253 characters) is one.
-pub fn is_node_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 253
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
 /// `--node-dns SERVICE=HOST:PORT`: every address HOST resolves to is one node, whose SERVICE

@@ -74,12 +74,7 @@ struct Args {
 
 /// Node names appear in list columns and the gateway's `virtplane-node` header.
 fn parse_node_name(text: &str) -> Result<String, String> {
-    let valid = !text.is_empty()
-        && text.len() <= 253
-        && text
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    if valid {
+    if virtplane_proto::headers::is_node_name(text) {
         Ok(text.to_owned())
     } else {
         Err(format!(
